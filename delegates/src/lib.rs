@@ -4,5 +4,8 @@
 
 pub mod cni;
 pub mod ipam;
+pub mod ipvlan;
+pub mod link;
+pub mod macvlan;
 pub mod netlink;
 pub mod netns;

@@ -14,10 +14,14 @@ impl CniArgs {
         let mut pairs = Vec::new();
         for seg in raw.split(';').filter(|s| !s.is_empty()) {
             let (k, v) = seg.split_once('=').ok_or_else(|| {
-                CniError::invalid_env(format!("CNI_ARGS: invalid pair {seg:?}, expected KEY=VALUE"))
+                CniError::invalid_env(format!(
+                    "CNI_ARGS: invalid pair {seg:?}, expected KEY=VALUE"
+                ))
             })?;
             if k.is_empty() {
-                return Err(CniError::invalid_env(format!("CNI_ARGS: empty key in {seg:?}")));
+                return Err(CniError::invalid_env(format!(
+                    "CNI_ARGS: empty key in {seg:?}"
+                )));
             }
             pairs.push((k.to_string(), v.to_string()));
         }
@@ -25,12 +29,18 @@ impl CniArgs {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `IgnoreUnknown` set to a true value (Go's strconv.ParseBool spellings).
     pub fn ignore_unknown(&self) -> bool {
-        matches!(self.get("IgnoreUnknown"), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+        matches!(
+            self.get("IgnoreUnknown"),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
@@ -49,7 +59,11 @@ impl CniArgs {
         if self.ignore_unknown() {
             return Ok(());
         }
-        match self.pairs.iter().find(|(k, _)| k != "IgnoreUnknown" && !known.contains(&k.as_str())) {
+        match self
+            .pairs
+            .iter()
+            .find(|(k, _)| k != "IgnoreUnknown" && !known.contains(&k.as_str()))
+        {
             Some((k, _)) => Err(CniError::invalid_env(format!(
                 "CNI_ARGS: unknown key {k:?} (set IgnoreUnknown=1 to allow it)"
             ))),
@@ -59,7 +73,11 @@ impl CniArgs {
 
     /// Back to the wire form, for executing a delegate.
     pub fn to_env(&self) -> String {
-        self.pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")
+        self.pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
     }
 }
 
@@ -79,7 +97,8 @@ mod tests {
 
     #[test]
     fn podman_static_ip_and_mac() {
-        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.88.0.5;MAC=aa:bb:cc:dd:ee:ff").unwrap();
+        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.88.0.5;MAC=aa:bb:cc:dd:ee:ff")
+            .unwrap();
         assert_eq!(a.get("IP"), Some("10.88.0.5"));
         assert_eq!(a.get("MAC"), Some("aa:bb:cc:dd:ee:ff"));
     }
@@ -107,6 +126,9 @@ mod tests {
         let mut a = CniArgs::parse("IgnoreUnknown=1;IP=1.2.3.4").unwrap();
         a.set("IP", "5.6.7.8");
         a.set("MAC", "aa:bb:cc:dd:ee:ff");
-        assert_eq!(a.to_env(), "IgnoreUnknown=1;IP=5.6.7.8;MAC=aa:bb:cc:dd:ee:ff");
+        assert_eq!(
+            a.to_env(),
+            "IgnoreUnknown=1;IP=5.6.7.8;MAC=aa:bb:cc:dd:ee:ff"
+        );
     }
 }

@@ -56,7 +56,11 @@ pub struct CniError {
 
 impl CniError {
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
-        CniError { code: code as u32, msg: msg.into(), details: String::new() }
+        CniError {
+            code: code as u32,
+            msg: msg.into(),
+            details: String::new(),
+        }
     }
 
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
@@ -115,7 +119,8 @@ mod tests {
 
     #[test]
     fn wire_object_has_spec_fields_in_order() {
-        let e = CniError::new(ErrorCode::InvalidConfig, "bad mode \"x\"").with_details("field mode");
+        let e =
+            CniError::new(ErrorCode::InvalidConfig, "bad mode \"x\"").with_details("field mode");
         let s = serde_json::to_string(&e.to_json("1.0.0")).unwrap();
         assert_eq!(
             s,
@@ -127,7 +132,12 @@ mod tests {
     fn details_omitted_when_empty_and_context_prefixes() {
         let e = CniError::io("disk full").context("host-local");
         assert_eq!(e.to_string(), "host-local: disk full");
-        assert!(!e.to_json("0.4.0").as_object().unwrap().contains_key("details"));
+        assert!(
+            !e.to_json("0.4.0")
+                .as_object()
+                .unwrap()
+                .contains_key("details")
+        );
         assert!(e.is(ErrorCode::Io));
     }
 }

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod netconf;
 pub mod plugin;
 pub mod reply;

@@ -52,21 +52,29 @@ impl NetConf {
     pub fn prev_result(&self) -> Result<Option<CniResult>, CniError> {
         match &self.prev_result {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => CniResult::from_json(v).map(Some).map_err(|e| e.context("prevResult")),
+            Some(v) => CniResult::from_json(v)
+                .map(Some)
+                .map_err(|e| e.context("prevResult")),
         }
     }
 
     /// A `runtimeConfig` entry, matched case-insensitively (containerd and podman differ).
     pub fn runtime_config_value(&self, key: &str) -> Option<&Value> {
         let rc = self.runtime_config.as_ref()?;
-        rc.get(key).or_else(|| rc.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+        rc.get(key).or_else(|| {
+            rc.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
     }
 
     /// The IPAM plugin type, if an `ipam` section with a non-empty `type` is present.
     pub fn ipam_type(&self) -> Option<&str> {
         let ipam = self.ipam.as_ref()?.as_object()?;
         let t = ipam.get("type").or_else(|| {
-            ipam.iter().find(|(k, _)| k.eq_ignore_ascii_case("type")).map(|(_, v)| v)
+            ipam.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("type"))
+                .map(|(_, v)| v)
         })?;
         t.as_str().filter(|s| !s.is_empty())
     }
@@ -78,7 +86,8 @@ mod tests {
 
     #[test]
     fn reads_header_and_prev_result_of_any_layout() {
-        let raw = br#"{"cniVersion":"0.4.0","name":"n","type":"macvlan","ipam":{"type":"host-local"},
+        let raw =
+            br#"{"cniVersion":"0.4.0","name":"n","type":"macvlan","ipam":{"type":"host-local"},
             "prevResult":{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/24"}},
             "runtimeConfig":{"HostPort":1},
             "cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#;
@@ -92,7 +101,8 @@ mod tests {
 
     #[test]
     fn bad_prev_result_names_it() {
-        let c = NetConf::parse(br#"{"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"x"}]}}"#).unwrap();
+        let c = NetConf::parse(br#"{"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"x"}]}}"#)
+            .unwrap();
         assert!(c.prev_result().unwrap_err().msg.starts_with("prevResult"));
     }
 }

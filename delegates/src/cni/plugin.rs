@@ -34,8 +34,14 @@ pub struct Outcome {
 pub fn dispatch(plugin: &dyn Plugin, req: &Request) -> Outcome {
     if req.command == Command::Version {
         let asked = serde_json::from_slice::<Value>(&req.config).ok();
-        let asked = asked.as_ref().and_then(|v| v.get("cniVersion")).and_then(Value::as_str);
-        return Outcome { stdout: to_reply_bytes(&version_reply(asked)), success: true };
+        let asked = asked
+            .as_ref()
+            .and_then(|v| v.get("cniVersion"))
+            .and_then(Value::as_str);
+        return Outcome {
+            stdout: to_reply_bytes(&version_reply(asked)),
+            success: true,
+        };
     }
     let header = NetConf::parse(&req.config);
     let reply_version = header
@@ -44,8 +50,14 @@ pub fn dispatch(plugin: &dyn Plugin, req: &Request) -> Outcome {
         .and_then(|h| h.cni_version.clone())
         .unwrap_or_else(|| CniVersion::LATEST.to_string());
     match run_verb(plugin, req, header) {
-        Ok(Some(result)) => Outcome { stdout: to_reply_bytes(&result), success: true },
-        Ok(None) => Outcome { stdout: Vec::new(), success: true },
+        Ok(Some(result)) => Outcome {
+            stdout: to_reply_bytes(&result),
+            success: true,
+        },
+        Ok(None) => Outcome {
+            stdout: Vec::new(),
+            success: true,
+        },
         Err(e) => {
             tracing::error!(
                 command = req.command.as_str(),
@@ -54,7 +66,10 @@ pub fn dispatch(plugin: &dyn Plugin, req: &Request) -> Outcome {
                 code = e.code,
                 "{e}"
             );
-            Outcome { stdout: to_reply_bytes(&e.to_json(&reply_version)), success: false }
+            Outcome {
+                stdout: to_reply_bytes(&e.to_json(&reply_version)),
+                success: false,
+            }
         }
     }
 }
@@ -97,12 +112,19 @@ pub fn run_main(plugin: &dyn Plugin) -> ExitCode {
         },
     };
     write_stdout(&outcome.stdout);
-    if outcome.success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if outcome.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn failure(e: CniError) -> Outcome {
     tracing::error!(code = e.code, "{e}");
-    Outcome { stdout: to_reply_bytes(&e.to_json(CniVersion::LATEST.as_str())), success: false }
+    Outcome {
+        stdout: to_reply_bytes(&e.to_json(CniVersion::LATEST.as_str())),
+        success: false,
+    }
 }
 
 /// Logs go to stderr (the runtime keeps it), filtered by `PLEXUS_LOG` (default: warnings).
@@ -158,14 +180,20 @@ mod tests {
 
     #[test]
     fn add_answers_in_the_config_version() {
-        let o = dispatch(&Fixed, &req(Command::Add, r#"{"cniVersion":"0.3.1","name":"n"}"#));
+        let o = dispatch(
+            &Fixed,
+            &req(Command::Add, r#"{"cniVersion":"0.3.1","name":"n"}"#),
+        );
         assert!(o.success);
         assert_eq!(json(&o)["cniVersion"], "0.3.1");
     }
 
     #[test]
     fn errors_carry_code_and_config_version() {
-        let o = dispatch(&Fixed, &req(Command::Del, r#"{"cniVersion":"1.0.0","name":"n"}"#));
+        let o = dispatch(
+            &Fixed,
+            &req(Command::Del, r#"{"cniVersion":"1.0.0","name":"n"}"#),
+        );
         assert!(!o.success);
         let v = json(&o);
         assert_eq!(v["code"], 100);
@@ -199,6 +227,10 @@ mod tests {
     #[test]
     fn replies_are_four_space_indented() {
         let o = dispatch(&Fixed, &req(Command::Add, r#"{"cniVersion":"1.0.0"}"#));
-        assert!(String::from_utf8(o.stdout).unwrap().contains("\n    \"cniVersion\""));
+        assert!(
+            String::from_utf8(o.stdout)
+                .unwrap()
+                .contains("\n    \"cniVersion\"")
+        );
     }
 }

@@ -25,7 +25,9 @@ impl Command {
             "GC" => Command::Gc,
             "VERSION" => Command::Version,
             other => {
-                return Err(CniError::invalid_env(format!("CNI_COMMAND: unknown verb {other:?}")));
+                return Err(CniError::invalid_env(format!(
+                    "CNI_COMMAND: unknown verb {other:?}"
+                )));
             }
         })
     }
@@ -59,7 +61,10 @@ pub struct Request {
 
 impl Request {
     /// Parse from an environment lookup (std::env::var in the binaries, a map in tests).
-    pub fn parse(env: impl Fn(&str) -> Option<String>, stdin: Vec<u8>) -> Result<Request, CniError> {
+    pub fn parse(
+        env: impl Fn(&str) -> Option<String>,
+        stdin: Vec<u8>,
+    ) -> Result<Request, CniError> {
         let get = |k: &str| env(k).filter(|v| !v.is_empty());
         let command = Command::parse(
             &get("CNI_COMMAND").ok_or_else(|| CniError::invalid_env("CNI_COMMAND is not set"))?,
@@ -74,14 +79,27 @@ impl Request {
             Command::Del => (true, false),
             Command::Status | Command::Gc | Command::Version => (false, false),
         };
-        let container_id = if needs_container { require("CNI_CONTAINERID")? } else { String::new() };
+        let container_id = if needs_container {
+            require("CNI_CONTAINERID")?
+        } else {
+            String::new()
+        };
         if needs_container {
             validate_container_id(&container_id)?;
         }
-        let netns = if needs_netns { Some(require("CNI_NETNS")?) } else { get("CNI_NETNS") };
-        let ifname = if needs_container { require("CNI_IFNAME")? } else { String::new() };
+        let netns = if needs_netns {
+            Some(require("CNI_NETNS")?)
+        } else {
+            get("CNI_NETNS")
+        };
+        let ifname = if needs_container {
+            require("CNI_IFNAME")?
+        } else {
+            String::new()
+        };
         if needs_container {
-            validate_ifname(&ifname).map_err(|m| CniError::invalid_env(format!("CNI_IFNAME: {m}")))?;
+            validate_ifname(&ifname)
+                .map_err(|m| CniError::invalid_env(format!("CNI_IFNAME: {m}")))?;
         }
         let path = match command {
             Command::Version => Vec::new(),
@@ -101,7 +119,10 @@ impl Request {
 
     /// `K8S_POD_NAMESPACE/K8S_POD_NAME` for log lines, when the runtime sent them.
     pub fn pod_ref(&self) -> Option<String> {
-        match (self.args.get("K8S_POD_NAMESPACE"), self.args.get("K8S_POD_NAME")) {
+        match (
+            self.args.get("K8S_POD_NAMESPACE"),
+            self.args.get("K8S_POD_NAME"),
+        ) {
             (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
             (None, Some(name)) => Some(name.to_string()),
             _ => None,
@@ -116,7 +137,9 @@ fn validate_container_id(id: &str) -> Result<(), CniError> {
     if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         Ok(())
     } else {
-        Err(CniError::invalid_env(format!("CNI_CONTAINERID: invalid container id {id:?}")))
+        Err(CniError::invalid_env(format!(
+            "CNI_CONTAINERID: invalid container id {id:?}"
+        )))
     }
 }
 
@@ -131,7 +154,10 @@ pub fn validate_ifname(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("interface name {name:?} is not allowed"));
     }
-    if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+    {
         return Err(format!("interface name {name:?} contains {c:?}"));
     }
     Ok(())
@@ -143,8 +169,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -154,21 +182,31 @@ mod tests {
         ("CNI_NETNS", "/var/run/netns/cni-1"),
         ("CNI_IFNAME", "eth0"),
         ("CNI_PATH", "/opt/cni/bin:/usr/lib/cni"),
-        ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p"),
+        (
+            "CNI_ARGS",
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p",
+        ),
     ];
 
     #[test]
     fn parses_a_containerd_add() {
         let r = Request::parse(env(ADD), b"{}".to_vec()).unwrap();
         assert_eq!(r.command, Command::Add);
-        assert_eq!(r.netns.as_deref(), Some(std::path::Path::new("/var/run/netns/cni-1")));
+        assert_eq!(
+            r.netns.as_deref(),
+            Some(std::path::Path::new("/var/run/netns/cni-1"))
+        );
         assert_eq!(r.path.len(), 2);
         assert_eq!(r.pod_ref().as_deref(), Some("ns/p"));
     }
 
     #[test]
     fn add_without_netns_is_invalid_env_naming_it() {
-        let pairs: Vec<_> = ADD.iter().copied().filter(|(k, _)| *k != "CNI_NETNS").collect();
+        let pairs: Vec<_> = ADD
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "CNI_NETNS")
+            .collect();
         let e = Request::parse(env(&pairs), vec![]).unwrap_err();
         assert_eq!(e.code, 4);
         assert!(e.msg.contains("CNI_NETNS"), "{e}");

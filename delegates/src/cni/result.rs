@@ -36,7 +36,11 @@ pub struct Interface {
     pub mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sandbox: String,
-    #[serde(default, rename = "socketPath", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "socketPath",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub socket_path: String,
     #[serde(default, rename = "pciID", skip_serializing_if = "String::is_empty")]
     pub pci_id: String,
@@ -71,7 +75,15 @@ pub struct Route {
 
 impl Route {
     pub fn new(dst: IpNet, gw: Option<IpAddr>) -> Self {
-        Route { dst, gw, mtu: None, adv_mss: None, priority: None, table: None, scope: None }
+        Route {
+            dst,
+            gw,
+            mtu: None,
+            adv_mss: None,
+            priority: None,
+            table: None,
+            scope: None,
+        }
     }
 }
 
@@ -126,7 +138,11 @@ impl CniResult {
         }
         if !self.ips.is_empty() {
             let with_family = version < CniVersion::V1_0_0;
-            let ips = self.ips.iter().map(|ip| ip_to_value(ip, with_family)).collect();
+            let ips = self
+                .ips
+                .iter()
+                .map(|ip| ip_to_value(ip, with_family))
+                .collect();
             out.insert("ips".into(), Value::Array(ips));
         }
         if !self.routes.is_empty() {
@@ -139,9 +155,17 @@ impl CniResult {
             let Some(ip) = self.ips.iter().find(|ip| ip.address.addr().is_ipv4() == v4) else {
                 continue;
             };
-            let routes =
-                self.routes.iter().filter(|r| r.dst.addr().is_ipv4() == v4).cloned().collect();
-            let block = LegacyIp { ip: ip.address, gateway: ip.gateway, routes };
+            let routes = self
+                .routes
+                .iter()
+                .filter(|r| r.dst.addr().is_ipv4() == v4)
+                .cloned()
+                .collect();
+            let block = LegacyIp {
+                ip: ip.address,
+                gateway: ip.gateway,
+                routes,
+            };
             out.insert(key.into(), to_value(&block));
         }
     }
@@ -161,10 +185,16 @@ impl CniResult {
     fn from_legacy(obj: &Map<String, Value>) -> Result<CniResult, CniError> {
         let mut result = CniResult::default();
         for key in ["ip4", "ip6"] {
-            let Some(raw) = obj.get(key).filter(|v| !v.is_null()) else { continue };
+            let Some(raw) = obj.get(key).filter(|v| !v.is_null()) else {
+                continue;
+            };
             let block: LegacyIp = serde_json::from_value(raw.clone())
                 .map_err(|e| CniError::decode(format!("cannot decode result {key}: {e}")))?;
-            result.ips.push(IpConfig { interface: None, address: block.ip, gateway: block.gateway });
+            result.ips.push(IpConfig {
+                interface: None,
+                address: block.ip,
+                gateway: block.gateway,
+            });
             result.routes.extend(block.routes);
         }
         if let Some(dns) = obj.get("dns").filter(|v| !v.is_null()) {
@@ -183,14 +213,20 @@ impl CniResult {
 
     /// Index of the interface with this name inside `sandbox`, if the result lists it.
     pub fn sandbox_interface(&self, name: &str) -> Option<usize> {
-        self.interfaces.iter().position(|i| i.name == name && !i.sandbox.is_empty())
+        self.interfaces
+            .iter()
+            .position(|i| i.name == name && !i.sandbox.is_empty())
     }
 }
 
 fn ip_to_value(ip: &IpConfig, with_family: bool) -> Value {
     let mut m = Map::new();
     if with_family {
-        let family = if ip.address.addr().is_ipv4() { "4" } else { "6" };
+        let family = if ip.address.addr().is_ipv4() {
+            "4"
+        } else {
+            "6"
+        };
         m.insert("version".into(), family.into());
     }
     if let Some(idx) = ip.interface {
@@ -226,13 +262,23 @@ mod tests {
                     address: "10.1.1.5/24".parse().unwrap(),
                     gateway: Some("10.1.1.1".parse().unwrap()),
                 },
-                IpConfig { interface: Some(0), address: "fd00::5/64".parse().unwrap(), gateway: None },
+                IpConfig {
+                    interface: Some(0),
+                    address: "fd00::5/64".parse().unwrap(),
+                    gateway: None,
+                },
             ],
             routes: vec![
                 Route::new("0.0.0.0/0".parse().unwrap(), None),
-                Route::new("fd01::/64".parse().unwrap(), Some("fd00::1".parse().unwrap())),
+                Route::new(
+                    "fd01::/64".parse().unwrap(),
+                    Some("fd00::1".parse().unwrap()),
+                ),
             ],
-            dns: Dns { nameservers: vec!["1.1.1.1".into()], ..Default::default() },
+            dns: Dns {
+                nameservers: vec!["1.1.1.1".into()],
+                ..Default::default()
+            },
         }
     }
 
@@ -249,7 +295,10 @@ mod tests {
     fn v04_layout_carries_family_first() {
         let v = sample().to_json(CniVersion::V0_4_0);
         let first = serde_json::to_string(&v["ips"][0]).unwrap();
-        assert_eq!(first, r#"{"version":"4","interface":0,"address":"10.1.1.5/24","gateway":"10.1.1.1"}"#);
+        assert_eq!(
+            first,
+            r#"{"version":"4","interface":0,"address":"10.1.1.5/24","gateway":"10.1.1.1"}"#
+        );
         assert_eq!(v["ips"][1]["version"], "6");
     }
 
@@ -265,7 +314,13 @@ mod tests {
     #[test]
     fn every_layout_round_trips_through_canonical() {
         let original = sample();
-        for v in [CniVersion::V0_3_0, CniVersion::V0_3_1, CniVersion::V0_4_0, CniVersion::V1_0_0, CniVersion::V1_1_0] {
+        for v in [
+            CniVersion::V0_3_0,
+            CniVersion::V0_3_1,
+            CniVersion::V0_4_0,
+            CniVersion::V1_0_0,
+            CniVersion::V1_1_0,
+        ] {
             let back = CniResult::from_json(&original.to_json(v)).unwrap();
             assert_eq!(back, original, "layout {v}");
         }
@@ -296,7 +351,8 @@ mod tests {
     fn garbage_is_a_decode_error() {
         let e = CniResult::from_bytes(b"not json").unwrap_err();
         assert!(e.is(super::super::error::ErrorCode::Decode));
-        let e = CniResult::from_json(&serde_json::json!({"ips":[{"address":"bogus"}]})).unwrap_err();
+        let e =
+            CniResult::from_json(&serde_json::json!({"ips":[{"address":"bogus"}]})).unwrap_err();
         assert!(e.msg.contains("decode"), "{e}");
     }
 }

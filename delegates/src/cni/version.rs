@@ -77,18 +77,26 @@ impl FromStr for CniVersion {
     type Err = CniError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SUPPORTED_VERSIONS.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-            CniError::new(
-                ErrorCode::IncompatibleVersion,
-                format!("unsupported cniVersion {s:?}"),
-            )
-            .with_details(format!("supported versions: {}", supported_list()))
-        })
+        SUPPORTED_VERSIONS
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                CniError::new(
+                    ErrorCode::IncompatibleVersion,
+                    format!("unsupported cniVersion {s:?}"),
+                )
+                .with_details(format!("supported versions: {}", supported_list()))
+            })
     }
 }
 
 fn supported_list() -> String {
-    SUPPORTED_VERSIONS.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+    SUPPORTED_VERSIONS
+        .iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The VERSION verb's reply: `{"cniVersion": <asked or latest>, "supportedVersions": [...]}`.
@@ -127,7 +135,10 @@ mod tests {
     #[test]
     fn missing_version_is_legacy() {
         assert_eq!(CniVersion::from_config(None).unwrap(), CniVersion::V0_1_0);
-        assert_eq!(CniVersion::from_config(Some("")).unwrap(), CniVersion::V0_1_0);
+        assert_eq!(
+            CniVersion::from_config(Some("")).unwrap(),
+            CniVersion::V0_1_0
+        );
     }
 
     #[test]
