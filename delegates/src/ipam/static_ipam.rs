@@ -183,3 +183,151 @@ pub fn check(conf: &NetConf, env_args: &CniArgs, ifname: &str) -> Result<(), Ipa
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::cni::{CniError, Command, Request};
+    use crate::ipam;
+
+    fn conf(v: &Value) -> NetConf {
+        NetConf::parse(&serde_json::to_vec(v).unwrap()).unwrap()
+    }
+
+    fn net(ipam: Value) -> Value {
+        json!({"cniVersion": "1.0.0", "name": "s", "type": "macvlan", "ipam": ipam})
+    }
+
+    fn addrs(cfg: &StaticConfig) -> Vec<(String, Option<String>)> {
+        cfg.addresses
+            .iter()
+            .map(|a| (a.address.to_string(), a.gateway.map(|g| g.to_string())))
+            .collect()
+    }
+
+    fn s(a: &str, g: Option<&str>) -> (String, Option<String>) {
+        (a.to_string(), g.map(str::to_string))
+    }
+
+    #[test]
+    fn parses_addresses_routes_and_dns() {
+        let c = net(json!({"type": "static",
+            "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}, {"address": "fd10::5/64"}],
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dns": {"nameservers": ["10.10.0.53"], "domain": "x", "search": ["y"], "options": ["ndots:2"]}}));
+        let req = Request {
+            command: Command::Add,
+            container_id: "c".into(),
+            netns: None,
+            ifname: "net1".into(),
+            args: CniArgs::default(),
+            path: vec![],
+            config: serde_json::to_vec(&c).unwrap(),
+        };
+        let r = ipam::add(&req, &conf(&c)).unwrap();
+        let got: Vec<String> = r.ips.iter().map(|i| i.address.to_string()).collect();
+        assert_eq!(got, ["10.10.0.5/24", "fd10::5/64"]);
+        assert_eq!(r.ips[0].gateway, Some("10.10.0.1".parse().unwrap()));
+        assert_eq!(r.routes.len(), 1);
+        assert_eq!(r.dns.nameservers, ["10.10.0.53"]);
+        assert_eq!(r.dns.options, ["ndots:2"]);
+        ipam::del(&req, &conf(&c)).unwrap();
+        ipam::gc(&req, &conf(&c)).unwrap();
+        ipam::check(&req, &conf(&c)).unwrap();
+        ipam::status(&req, &conf(&c)).unwrap();
+    }
+
+    #[test]
+    fn cni_args_ip_and_gateway_add_to_config_and_overrides_replace() {
+        let mut c = net(json!({"type": "static", "addresses": [{"address": "10.10.0.5/24"}]}));
+        let args =
+            CniArgs::parse("IgnoreUnknown=1;IP=10.20.0.5/16, fd20::5/64;GATEWAY=10.20.0.1,fd20::1")
+                .unwrap();
+        let cfg = StaticConfig::load(&conf(&c), &args).unwrap();
+        assert_eq!(
+            addrs(&cfg),
+            [
+                s("10.10.0.5/24", None),
+                s("10.20.0.5/16", Some("10.20.0.1")),
+                s("fd20::5/64", Some("fd20::1"))
+            ]
+        );
+        c["args"] = json!({"cni": {"ips": ["10.30.0.5/24"]}});
+        assert_eq!(
+            addrs(&StaticConfig::load(&conf(&c), &args).unwrap()),
+            [s("10.30.0.5/24", None)]
+        );
+        c["runtimeConfig"] = json!({"ips": ["10.40.0.5/24", "fd40::5/64"]});
+        assert_eq!(
+            addrs(&StaticConfig::load(&conf(&c), &args).unwrap()),
+            [s("10.40.0.5/24", None), s("fd40::5/64", None)]
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let bad = [
+            (
+                net(json!({"type": "static", "addresses": [{"address": "10.0.0.5"}]})),
+                "",
+                "ipam.addresses[0].address: invalid CIDR \"10.0.0.5\"",
+            ),
+            (
+                net(json!({"type": "static", "addresses": [{"gateway": "10.0.0.1"}]})),
+                "",
+                "ipam.addresses[0].address is required",
+            ),
+            (
+                net(
+                    json!({"type": "static", "addresses": [{"address": "10.0.0.5/24", "gateway": "g"}]}),
+                ),
+                "",
+                "ipam.addresses[0].gateway: invalid IP address \"g\"",
+            ),
+            (
+                net(json!({"type": "static"})),
+                "IP=10.0.0.5",
+                "CNI_ARGS IP: invalid CIDR \"10.0.0.5\"",
+            ),
+            (
+                net(json!({"type": "static"})),
+                "IP=10.0.0.5/24;GATEWAY=x",
+                "CNI_ARGS GATEWAY: invalid gateway address \"x\"",
+            ),
+            (
+                json!({"cniVersion": "1.0.0", "name": "s", "runtimeConfig": {"ips": ["1.2.3.4"]}, "ipam": {"type": "static"}}),
+                "",
+                "runtimeConfig.ips: invalid CIDR \"1.2.3.4\"",
+            ),
+            (
+                json!({"cniVersion": "0.2.0", "name": "s", "ipam": {"type": "static", "addresses": [{"address": "10.0.0.5/24"}, {"address": "10.0.1.5/24"}]}}),
+                "",
+                "does not support more than 1 address per family",
+            ),
+        ];
+        for (c, args, want) in bad {
+            let e = CniError::from(
+                StaticConfig::load(&conf(&c), &CniArgs::parse(args).unwrap()).unwrap_err(),
+            );
+            assert!(e.msg.contains(want), "{c}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_compares_gateways_with_prev_result() {
+        let mut c = net(
+            json!({"type": "static", "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}]}),
+        );
+        c["prevResult"] = json!({"cniVersion": "1.0.0", "ips": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}]});
+        check(&conf(&c), &CniArgs::default(), "net1").unwrap();
+        c["prevResult"]["ips"][0]["gateway"] = json!("10.10.0.254");
+        let e = check(&conf(&c), &CniArgs::default(), "net1").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Failed to match addr 10.10.0.5 on interface net1"),
+            "{e}"
+        );
+    }
+}

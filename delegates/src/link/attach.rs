@@ -49,7 +49,7 @@ pub fn attach(
     let path = req
         .netns
         .as_deref()
-        .ok_or_else(|| CniError::invalid_env(format!("CNI_NETNS is required for ADD")))?;
+        .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
     let cont = sys.netns(path).map_err(OpenError::into_cni)?;
     let host;
     let parent: &dyn Netlink = if plan.link_in_container {
@@ -59,13 +59,13 @@ pub fn attach(
         host.as_ref()
     };
     let master = resolve_master(parent, plan)?;
-    if let Some(mtu) = plan.mtu {
-        if mtu > master.mtu {
-            return Err(CniError::invalid_config(format!(
-                "mtu: {mtu} is larger than master {}'s MTU {}",
-                master.name, master.mtu
-            )));
-        }
+    if let Some(mtu) = plan.mtu
+        && mtu > master.mtu
+    {
+        return Err(CniError::invalid_config(format!(
+            "mtu: {mtu} is larger than master {}'s MTU {}",
+            master.name, master.mtu
+        )));
     }
     if cont
         .link(&req.ifname)
@@ -250,10 +250,8 @@ pub fn detach(
     run_ipam: bool,
 ) -> Result<(), CniError> {
     let mut errors = Vec::new();
-    if run_ipam {
-        if let Err(e) = ipam::del(req, conf) {
-            errors.push(e.context("IPAM"));
-        }
+    if run_ipam && let Err(e) = ipam::del(req, conf) {
+        errors.push(e.context("IPAM"));
     }
     if let Some(path) = req.netns.as_deref() {
         match sys.netns(path) {
@@ -344,10 +342,10 @@ pub fn check(
             "MAC is {have_mac}, prevResult says {want_mac}"
         )));
     }
-    if let Some(mtu) = expect.mtu {
-        if link.mtu != mtu {
-            return Err(mismatch(format!("MTU is {}, config says {mtu}", link.mtu)));
-        }
+    if let Some(mtu) = expect.mtu
+        && link.mtu != mtu
+    {
+        return Err(mismatch(format!("MTU is {}, config says {mtu}", link.mtu)));
     }
     verify_iface(cont.as_ref(), ifname, idx, &prev)
 }

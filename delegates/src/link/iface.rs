@@ -31,10 +31,10 @@ pub fn configure_iface(
             has_v6 = true;
             // an interface may come up with IPv6 disabled; adding a v6 address needs it on
             let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
-            if let Err(e) = nl.set_sysctl(&key, "0") {
-                if !e.is_sysctl_not_found() {
-                    return Err(netlink_error(&e));
-                }
+            if let Err(e) = nl.set_sysctl(&key, "0")
+                && !e.is_sysctl_not_found()
+            {
+                return Err(netlink_error(&e));
             }
         }
         nl.add_address(ifname, ip.address).map_err(|e| {

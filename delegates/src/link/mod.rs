@@ -6,3 +6,6 @@ pub mod provider;
 
 pub use attach::{AddressSource, LinkExpectation, LinkPlan, attach, check, detach, join_errors};
 pub use provider::{FakeProvider, KernelNetlink, NetlinkProvider, OpenError};
+
+#[cfg(test)]
+mod tests;

@@ -38,7 +38,8 @@ use crate::netns::{NetNs, write_sysctl};
 /// inside an async runtime (use `spawn_blocking`); such calls fail with
 /// [`NetlinkError::Protocol`].
 pub struct RtNetlink {
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken in `Drop` to shut down without blocking).
+    rt: Option<tokio::runtime::Runtime>,
     handle: Handle,
     netns: NetNs,
     label: String,
@@ -99,7 +100,7 @@ impl RtNetlink {
             conn.map_err(|e| proto(format!("cannot open netlink socket: {e}")))?;
         rt.spawn(conn);
         Ok(Self {
-            rt,
+            rt: Some(rt),
             handle,
             netns: ns,
             label,
@@ -133,7 +134,10 @@ impl RtNetlink {
         let mut handle = self.handle.clone();
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = flags;
-        let res = self.rt.block_on(async move {
+        let Some(rt) = &self.rt else {
+            unreachable!("runtime is only taken in Drop")
+        };
+        let res = rt.block_on(async move {
             let mut resp = handle
                 .request(req)
                 .map_err(|e| Raw::Protocol(e.to_string()))?;
@@ -203,6 +207,51 @@ impl RtNetlink {
                 what: self.link_what(name),
                 errno: nix::errno::Errno::ENODEV as i32,
             })
+    }
+
+    /// One RTM_SETLINK moving link `index` into `ns` under `name`.
+    fn set_netns(
+        &self,
+        op: &'static str,
+        what: &dyn Fn() -> String,
+        index: u32,
+        ns: &NetNs,
+        name: &str,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        msg.attributes
+            .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+        self.exec(
+            op,
+            what,
+            RouteNetlinkMessage::SetLink(msg),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .map(drop)
+    }
+
+    /// Best-effort: bring link `name` back from `target` into this instance's namespace.
+    fn move_back(&self, target: &NetNs, name: &str) {
+        let back = RtNetlink::open(Some(target)).and_then(|there| match there.link(name)? {
+            Some(l) => there.set_netns(
+                "move_link",
+                &|| format!("link {name:?} back from netns {}", target.path().display()),
+                l.index,
+                &self.netns,
+                name,
+            ),
+            None => Ok(()),
+        });
+        if let Err(e) = back {
+            tracing::warn!(
+                link = name,
+                target = %target.path().display(),
+                error = %e,
+                "could not move link back after a failed move_link"
+            );
+        }
     }
 
     fn open_target(op: &'static str, path: &Path) -> Result<NetNs, NetlinkError> {
@@ -300,6 +349,15 @@ impl RtNetlink {
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         )
         .map(drop)
+    }
+}
+
+impl Drop for RtNetlink {
+    fn drop(&mut self) {
+        // Never blocks, so dropping inside an async context does not panic.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -482,20 +540,18 @@ impl Netlink for RtNetlink {
         })?;
         let index = self.index_of(OP, name)?;
         let ns = Self::open_target(OP, target)?;
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        msg.attributes
-            .push(LinkAttribute::IfName(new_name.to_owned()));
-        msg.attributes
-            .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-        self.exec(
-            OP,
-            what,
-            RouteNetlinkMessage::SetLink(msg),
-            NLM_F_REQUEST | NLM_F_ACK,
-        )?;
-        drop(ns);
-        Ok(())
+        match self.set_netns(OP, &what, index, &ns, new_name) {
+            Err(e) if e.is_already_exists() => {
+                // When only `new_name` clashes in the target, the kernel moves the link under its
+                // old name and then fails the rename. Move it back so it is never left
+                // half-named in the target.
+                if matches!(self.link(name), Ok(None)) {
+                    self.move_back(&ns, name);
+                }
+                Err(e)
+            }
+            r => r,
+        }
     }
 
     fn add_address(&self, ifname: &str, addr: IpNet) -> Result<(), NetlinkError> {

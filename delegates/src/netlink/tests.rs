@@ -343,6 +343,23 @@ fn rt_move_link_with_rename_and_sysctl() {
         .expect_err("missing netns");
     assert!(err.is_netns_not_found(), "{err}");
 
+    // Only the new name clashes in the target: the kernel would move the link under its old
+    // name and fail the rename; move_link must leave it where it was.
+    nlb.create_link(&veth("eth6", "peer-b"))
+        .expect("clashing name in b");
+    let err = nla
+        .move_link("peer-x", b.path(), "eth6")
+        .expect_err("clash");
+    assert!(err.is_already_exists(), "{err}");
+    assert!(
+        nla.link("peer-x").expect("lookup").is_some(),
+        "still in a, under its name"
+    );
+    assert!(
+        nlb.link("peer-x").expect("lookup").is_none(),
+        "not half-moved into b"
+    );
+
     nlb.set_sysctl("net/ipv4/conf/eth5/arp_notify", "1")
         .expect("arp_notify");
     let v = b
@@ -411,4 +428,6 @@ fn rt_refuses_async_context() {
         .expect_err("inside runtime");
     assert!(matches!(err, NetlinkError::Protocol { .. }), "{err}");
     assert!(nl.link("lo").expect("outside").is_some());
+    // Dropping inside an async context must not panic either.
+    rt.block_on(async move { drop(nl) });
 }

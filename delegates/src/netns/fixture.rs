@@ -165,14 +165,22 @@ fn ensure_run_dir_shared() -> io::Result<()> {
     }
 }
 
+/// Environment variable that turns skips into failures (set where the kernel has everything).
+pub const REQUIRE_KERNEL_ENV: &str = "PLEXUS_REQUIRE_KERNEL";
+
+/// Print `skipping <test>: <reason>` and return false; panics instead under
+/// `PLEXUS_REQUIRE_KERNEL=1`, so a suite cannot silently pass by skipping.
+pub fn skip(test: &str, reason: &str) -> bool {
+    if std::env::var(REQUIRE_KERNEL_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: would skip ({reason}), but {REQUIRE_KERNEL_ENV}=1 requires it to run");
+    }
+    eprintln!("skipping {test}: {reason}");
+    false
+}
+
 /// True when running as euid 0; otherwise prints `skipping <test>: needs root` and returns false.
 pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipping {test}: needs root");
-        false
-    }
+    nix::unistd::geteuid().is_root() || skip(test, "needs root")
 }
 
 /// Whether the kernel can create links of `kind` (`veth`, `macvlan`, `ipvlan`, `bridge`, `dummy`,
@@ -194,12 +202,7 @@ pub fn kernel_has_link_kind(kind: &str) -> bool {
 
 /// [`kernel_has_link_kind`], printing `skipping <test>: kernel lacks <kind>` when it is missing.
 pub fn require_link_kind(test: &str, kind: &str) -> bool {
-    if kernel_has_link_kind(kind) {
-        true
-    } else {
-        eprintln!("skipping {test}: kernel lacks {kind}");
-        false
-    }
+    kernel_has_link_kind(kind) || skip(test, &format!("kernel lacks {kind}"))
 }
 
 fn probe_link_kind(kind: &str) -> Option<bool> {
