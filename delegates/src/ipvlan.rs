@@ -8,10 +8,9 @@
 use serde::Deserialize;
 
 use crate::cni::config::parse_config;
-use crate::cni::{CniError, CniResult, NetConf, Plugin, Request};
-use crate::link::{
-    AddressSource, KernelNetlink, LinkExpectation, LinkPlan, NetlinkProvider, attach, check, detach,
-};
+use crate::cni::{CniError, NetConf, Request};
+use crate::link::plugin::{LinkKind, LinkPlugin, parse_mtu};
+use crate::link::{AddressSource, KernelNetlink, LinkPlan};
 use crate::netlink::{IpvlanFlags, IpvlanMode, LinkInfo, NewLinkKind};
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,13 +61,7 @@ impl Ipvlan {
                 ))
             })?
         };
-        let mtu = match raw.mtu {
-            0 => None,
-            m if m < 0 || m > i64::from(u32::MAX) => {
-                return Err(CniError::invalid_config(format!("mtu: invalid MTU {m}")));
-            }
-            m => Some(m as u32),
-        };
+        let mtu = parse_mtu(raw.mtu)?;
         let prev = conf.prev_result()?;
         let master = if !raw.master.is_empty() {
             Some(raw.master)
@@ -127,68 +120,27 @@ impl Ipvlan {
 }
 
 /// The ipvlan plugin, over any netlink provider.
-pub struct IpvlanPlugin<P: NetlinkProvider = KernelNetlink> {
-    pub netlink: P,
-}
+pub type IpvlanPlugin<P = KernelNetlink> = LinkPlugin<Ipvlan, P>;
 
-impl Default for IpvlanPlugin<KernelNetlink> {
-    fn default() -> Self {
-        IpvlanPlugin {
-            netlink: KernelNetlink,
-        }
-    }
-}
+impl LinkKind for Ipvlan {
+    const KIND: &'static str = "ipvlan";
 
-impl<P: NetlinkProvider> Plugin for IpvlanPlugin<P> {
-    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        let iv = Ipvlan::parse(req, &conf)?;
-        attach(&self.netlink, req, &conf, &iv.plan())
+    fn parse(req: &Request, conf: &NetConf) -> Result<Self, CniError> {
+        Ipvlan::parse(req, conf)
     }
 
-    fn del(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        detach(&self.netlink, req, &conf, conf.ipam_type().is_some())
+    fn plan(&self) -> LinkPlan {
+        Ipvlan::plan(self)
     }
 
-    fn check(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        let iv = Ipvlan::parse(req, &conf)?;
-        let mode = iv.mode;
-        let check_mode = move |l: &LinkInfo| match l.ipvlan_mode {
-            Some(m) if m == mode => Ok(()),
+    fn check_mode(&self, link: &LinkInfo) -> Result<(), String> {
+        match link.ipvlan_mode {
+            Some(m) if m == self.mode => Ok(()),
             other => Err(format!(
                 "ipvlan mode is {}, config says {}",
                 other.map(|m| m.as_str()).unwrap_or("unknown"),
-                mode.as_str()
+                self.mode.as_str()
             )),
-        };
-        let expect = LinkExpectation {
-            kind_name: "ipvlan",
-            check_mode: &check_mode,
-            mtu: iv.mtu,
-        };
-        let run_ipam = matches!(iv.addresses, AddressSource::Ipam);
-        check(&self.netlink, req, &conf, &expect, run_ipam)
-    }
-
-    fn status(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        let iv = Ipvlan::parse(req, &conf)?;
-        crate::link::attach::status(&self.netlink, iv.master.as_deref(), iv.link_in_container)?;
-        if conf.ipam_type().is_some() {
-            crate::ipam::status(req, &conf)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn gc(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        if conf.ipam_type().is_some() {
-            crate::ipam::gc(req, &conf)
-        } else {
-            Ok(())
         }
     }
 }

@@ -7,10 +7,9 @@
 use serde::Deserialize;
 
 use crate::cni::config::parse_config;
-use crate::cni::{CniError, CniResult, NetConf, Plugin, Request};
-use crate::link::{
-    AddressSource, KernelNetlink, LinkExpectation, LinkPlan, NetlinkProvider, attach, check, detach,
-};
+use crate::cni::{CniError, NetConf, Request};
+use crate::link::plugin::{LinkKind, LinkPlugin, parse_mtu};
+use crate::link::{AddressSource, KernelNetlink, LinkPlan};
 use crate::netlink::{LinkInfo, MacAddr, MacvlanMode, NewLinkKind};
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,13 +62,7 @@ impl Macvlan {
                 ))
             })?
         };
-        let mtu = match raw.mtu {
-            0 => None,
-            m if m < 0 || m > i64::from(u32::MAX) => {
-                return Err(CniError::invalid_config(format!("mtu: invalid MTU {m}")));
-            }
-            m => Some(m as u32),
-        };
+        let mtu = parse_mtu(raw.mtu)?;
         // precedence as in the reference plugin: config, then CNI_ARGS MAC=, then runtimeConfig
         req.args.check_known(&["MAC"])?;
         let mut mac = (!raw.mac.is_empty()).then_some(("mac", raw.mac.as_str()));
@@ -129,68 +122,27 @@ pub(crate) fn parse_mac(field: &str, value: &str) -> Result<MacAddr, CniError> {
 }
 
 /// The macvlan plugin, over any netlink provider (the kernel, or the fake in unit tests).
-pub struct MacvlanPlugin<P: NetlinkProvider = KernelNetlink> {
-    pub netlink: P,
-}
+pub type MacvlanPlugin<P = KernelNetlink> = LinkPlugin<Macvlan, P>;
 
-impl Default for MacvlanPlugin<KernelNetlink> {
-    fn default() -> Self {
-        MacvlanPlugin {
-            netlink: KernelNetlink,
-        }
-    }
-}
+impl LinkKind for Macvlan {
+    const KIND: &'static str = "macvlan";
 
-impl<P: NetlinkProvider> Plugin for MacvlanPlugin<P> {
-    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        let mv = Macvlan::parse(req, &conf)?;
-        attach(&self.netlink, req, &conf, &mv.plan())
+    fn parse(req: &Request, conf: &NetConf) -> Result<Self, CniError> {
+        Macvlan::parse(req, conf)
     }
 
-    fn del(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        // DEL must work even when the master is gone or the config no longer validates
-        detach(&self.netlink, req, &conf, conf.ipam_type().is_some())
+    fn plan(&self) -> LinkPlan {
+        Macvlan::plan(self)
     }
 
-    fn check(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        let mv = Macvlan::parse(req, &conf)?;
-        let mode = mv.mode;
-        let check_mode = move |l: &LinkInfo| match l.macvlan_mode {
-            Some(m) if m == mode => Ok(()),
+    fn check_mode(&self, link: &LinkInfo) -> Result<(), String> {
+        match link.macvlan_mode {
+            Some(m) if m == self.mode => Ok(()),
             other => Err(format!(
                 "macvlan mode is {}, config says {}",
                 other.map(|m| m.as_str()).unwrap_or("unknown"),
-                mode.as_str()
+                self.mode.as_str()
             )),
-        };
-        let expect = LinkExpectation {
-            kind_name: "macvlan",
-            check_mode: &check_mode,
-            mtu: mv.mtu,
-        };
-        check(&self.netlink, req, &conf, &expect, mv.has_ipam)
-    }
-
-    fn status(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        let mv = Macvlan::parse(req, &conf)?;
-        crate::link::attach::status(&self.netlink, mv.master.as_deref(), mv.link_in_container)?;
-        if mv.has_ipam {
-            crate::ipam::status(req, &conf)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn gc(&self, req: &Request) -> Result<(), CniError> {
-        let conf = NetConf::parse(&req.config)?;
-        if conf.ipam_type().is_some() {
-            crate::ipam::gc(req, &conf)
-        } else {
-            Ok(())
         }
     }
 }

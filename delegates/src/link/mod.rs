@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod iface;
+pub mod plugin;
 pub mod provider;
 
 pub use attach::{AddressSource, LinkExpectation, LinkPlan, attach, check, detach, join_errors};

@@ -56,7 +56,7 @@ fn pod_links(p: &FakeProvider) -> Vec<String> {
 #[test]
 fn macvlan_add_creates_link_in_pod_with_addresses_routes_and_sysctls() {
     let p = world();
-    let plugin = MacvlanPlugin { netlink: p.clone() };
+    let plugin = MacvlanPlugin::new(p.clone());
     let r = plugin.add(&req(Command::Add, &static_macvlan())).unwrap();
     assert_eq!(r.interfaces.len(), 1);
     assert_eq!(r.interfaces[0].sandbox, POD);
@@ -116,7 +116,7 @@ fn macvlan_without_ipam_is_l2_only_and_up() {
     let p = world();
     let conf =
         json!({"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":"eth1","mode":"private"});
-    let r = MacvlanPlugin { netlink: p.clone() }
+    let r = MacvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &conf))
         .unwrap();
     assert!(r.ips.is_empty());
@@ -137,7 +137,7 @@ fn empty_master_uses_the_default_route_interface() {
             .dev("eth1"),
     );
     let conf = json!({"cniVersion":"1.0.0","name":"mv","type":"macvlan"});
-    MacvlanPlugin { netlink: p.clone() }
+    MacvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &conf))
         .unwrap();
     assert_eq!(pod_links(&p), vec!["net1"]);
@@ -179,7 +179,7 @@ fn config_errors_name_field_and_value_and_touch_nothing() {
     ];
     for (conf, code, needle) in cases {
         let p = world();
-        let e = MacvlanPlugin { netlink: p.clone() }
+        let e = MacvlanPlugin::new(p.clone())
             .add(&req(Command::Add, &conf))
             .unwrap_err();
         assert_eq!(e.code, code, "{conf}: {e}");
@@ -194,14 +194,14 @@ fn mac_precedence_config_then_cni_args_then_runtime_config() {
     let mut conf = json!({"cniVersion":"1.0.0","name":"m","type":"macvlan","master":"eth1","mac":"02:00:00:00:00:01"});
     let mut r = req(Command::Add, &conf);
     r.args.set("MAC", "02:00:00:00:00:02");
-    let res = MacvlanPlugin { netlink: p.clone() }.add(&r).unwrap();
+    let res = MacvlanPlugin::new(p.clone()).add(&r).unwrap();
     assert_eq!(res.interfaces[0].mac, "02:00:00:00:00:02");
 
     let p = world();
     conf["runtimeConfig"] = json!({"mac":"02:00:00:00:00:03"});
     let mut r = req(Command::Add, &conf);
     r.args.set("MAC", "02:00:00:00:00:02");
-    let res = MacvlanPlugin { netlink: p }.add(&r).unwrap();
+    let res = MacvlanPlugin::new(p).add(&r).unwrap();
     assert_eq!(res.interfaces[0].mac, "02:00:00:00:00:03");
 }
 
@@ -210,7 +210,7 @@ fn unknown_cni_args_without_ignore_unknown_fail() {
     let p = world();
     let mut r = req(Command::Add, &static_macvlan());
     r.args = CniArgs::parse("K8S_POD_NAME=a").unwrap();
-    let e = MacvlanPlugin { netlink: p.clone() }.add(&r).unwrap_err();
+    let e = MacvlanPlugin::new(p.clone()).add(&r).unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidEnv as u32);
     assert!(pod_links(&p).is_empty());
 }
@@ -222,7 +222,7 @@ fn existing_interface_is_code_104() {
         .lock()
         .unwrap()
         .add_link(Some(Path::new(POD)), "net1");
-    let e = MacvlanPlugin { netlink: p.clone() }
+    let e = MacvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &static_macvlan()))
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::InterfaceExists as u32);
@@ -238,7 +238,7 @@ fn failure_after_the_link_exists_removes_link_and_lease() {
     );
     let conf = json!({"cniVersion":"1.0.0","name":"hl","type":"macvlan","master":"eth1",
         "ipam":{"type":"host-local","subnet":"10.9.0.0/24","dataDir":dir.path()}});
-    let e = MacvlanPlugin { netlink: p.clone() }
+    let e = MacvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &conf))
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Netlink as u32, "{e}");
@@ -258,7 +258,7 @@ fn host_name_clash_falls_back_to_temp_name_in_the_pod() {
         "create_link",
         NetlinkError::from_errno("create_link", "net1", 17),
     );
-    MacvlanPlugin { netlink: p.clone() }
+    MacvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &static_macvlan()))
         .unwrap();
     assert_eq!(pod_links(&p), vec!["net1"]);
@@ -280,7 +280,7 @@ fn host_name_clash_falls_back_to_temp_name_in_the_pod() {
 #[test]
 fn del_is_idempotent_and_tolerates_missing_netns() {
     let p = world();
-    let plugin = MacvlanPlugin { netlink: p.clone() };
+    let plugin = MacvlanPlugin::new(p.clone());
     plugin.add(&req(Command::Add, &static_macvlan())).unwrap();
     plugin.del(&req(Command::Del, &static_macvlan())).unwrap();
     assert!(pod_links(&p).is_empty());
@@ -304,7 +304,7 @@ fn with_prev(conf: &Value, prev: &CniResult) -> Value {
 #[test]
 fn check_passes_then_reports_the_first_mismatch() {
     let p = world();
-    let plugin = MacvlanPlugin { netlink: p.clone() };
+    let plugin = MacvlanPlugin::new(p.clone());
     let conf = static_macvlan();
     let res = plugin.add(&req(Command::Add, &conf)).unwrap();
     plugin
@@ -337,7 +337,7 @@ fn check_passes_then_reports_the_first_mismatch() {
 #[test]
 fn status_reports_a_missing_master_as_code_50() {
     let p = world();
-    let plugin = MacvlanPlugin { netlink: p };
+    let plugin = MacvlanPlugin::new(p);
     let mut conf = static_macvlan();
     conf["cniVersion"] = json!("1.1.0");
     plugin.status(&req(Command::Status, &conf)).unwrap();
@@ -357,7 +357,7 @@ fn ipvlan_takes_master_and_addresses_from_a_chained_prev_result() {
         &json!({"cniVersion":"1.0.0","name":"iv","type":"ipvlan","mode":"l3"}),
         &prev,
     );
-    let r = IpvlanPlugin { netlink: p.clone() }
+    let r = IpvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &conf))
         .unwrap();
     assert_eq!(r.ips[0].address.to_string(), "10.3.0.4/24");
@@ -370,14 +370,14 @@ fn ipvlan_takes_master_and_addresses_from_a_chained_prev_result() {
 fn ipvlan_needs_ipam_without_prev_ips() {
     let p = world();
     let conf = json!({"cniVersion":"1.0.0","name":"iv","type":"ipvlan","master":"eth1"});
-    let e = IpvlanPlugin { netlink: p.clone() }
+    let e = IpvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &conf))
         .unwrap_err();
     assert_eq!(e.code, 7);
     assert!(e.msg.starts_with("ipam"), "{e}");
     let conf =
         json!({"cniVersion":"1.0.0","name":"iv","type":"ipvlan","master":"eth1","mode":"l4"});
-    let e = IpvlanPlugin { netlink: p.clone() }
+    let e = IpvlanPlugin::new(p.clone())
         .add(&req(Command::Add, &conf))
         .unwrap_err();
     assert!(e.msg.contains("l4"), "{e}");
