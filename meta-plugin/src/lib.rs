@@ -10,3 +10,4 @@
 
 pub mod config;
 pub mod kube;
+pub mod plan;
