@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::cni::config::parse_config;
 use crate::cni::{CniError, NetConf, Request};
 use crate::link::plugin::{LinkKind, LinkPlugin, parse_mtu};
-use crate::link::{AddressSource, KernelNetlink, LinkPlan};
+use crate::link::{ADDRESS_SYSCTLS, AddressSource, KernelNetlink, LinkPlan};
 use crate::netlink::{IpvlanFlags, IpvlanMode, LinkInfo, NewLinkKind};
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,10 +110,7 @@ impl Ipvlan {
                 mode,
                 flags,
             }),
-            sysctls: vec![
-                ("net/ipv4/conf/{if}/arp_notify", "1"),
-                ("net/ipv6/conf/{if}/ndisc_notify", "1"),
-            ],
+            sysctls: ADDRESS_SYSCTLS.to_vec(),
             addresses: self.addresses.clone(),
         }
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::cni::config::parse_config;
 use crate::cni::{CniError, NetConf, Request};
 use crate::link::plugin::{LinkKind, LinkPlugin, parse_mtu};
-use crate::link::{AddressSource, KernelNetlink, LinkPlan};
+use crate::link::{ADDRESS_SYSCTLS, AddressSource, KernelNetlink, LinkPlan};
 use crate::netlink::{LinkInfo, MacAddr, MacvlanMode, NewLinkKind};
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,13 +99,13 @@ impl Macvlan {
                 mode,
                 bc_queue_len,
             }),
-            // proxy_arp as the reference plugin sets it; arp_notify and ndisc_notify announce the
-            // new MAC at once so neighbours do not keep a stale entry for a reused IP
-            sysctls: vec![
-                ("net/ipv4/conf/{if}/proxy_arp", "1"),
-                ("net/ipv4/conf/{if}/arp_notify", "1"),
-                ("net/ipv6/conf/{if}/ndisc_notify", "1"),
-            ],
+            // arp_notify and ndisc_notify announce the new MAC at once, so neighbours do not
+            // keep a stale entry for a reused IP; like the reference, only when there is one
+            sysctls: if self.has_ipam {
+                ADDRESS_SYSCTLS.to_vec()
+            } else {
+                Vec::new()
+            },
             addresses: if self.has_ipam {
                 AddressSource::Ipam
             } else {

@@ -22,6 +22,12 @@ pub enum AddressSource {
     Prev(CniResult),
 }
 
+/// Sysctls for an interface that carries addresses: announce its MAC on address changes.
+pub const ADDRESS_SYSCTLS: [(&str, &str); 2] = [
+    ("net/ipv4/conf/{if}/arp_notify", "1"),
+    ("net/ipv6/conf/{if}/ndisc_notify", "1"),
+];
+
 /// A validated link attachment, built by the macvlan or ipvlan config parser.
 pub struct LinkPlan {
     /// "macvlan" or "ipvlan", for messages and CHECK.

@@ -5,7 +5,9 @@ pub mod iface;
 pub mod plugin;
 pub mod provider;
 
-pub use attach::{AddressSource, LinkExpectation, LinkPlan, attach, check, detach, join_errors};
+pub use attach::{
+    ADDRESS_SYSCTLS, AddressSource, LinkExpectation, LinkPlan, attach, check, detach, join_errors,
+};
 pub use provider::{FakeProvider, KernelNetlink, NetlinkProvider, OpenError};
 
 #[cfg(test)]

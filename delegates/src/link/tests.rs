@@ -90,10 +90,8 @@ fn macvlan_add_creates_link_in_pod_with_addresses_routes_and_sysctls() {
         w.sysctl(pod, "net/ipv4/conf/net1/arp_notify").as_deref(),
         Some("1")
     );
-    assert_eq!(
-        w.sysctl(pod, "net/ipv4/conf/net1/proxy_arp").as_deref(),
-        Some("1")
-    );
+    // the reference's proxy_arp is reset when it moves the link; a link born in the pod has none
+    assert_eq!(w.sysctl(pod, "net/ipv4/conf/net1/proxy_arp"), None);
     // created straight into the pod netns from the host: never half-named in the host
     let create = w
         .calls()
@@ -382,4 +380,39 @@ fn ipvlan_needs_ipam_without_prev_ips() {
         .unwrap_err();
     assert!(e.msg.contains("l4"), "{e}");
     assert!(pod_links(&p).is_empty());
+}
+
+#[test]
+fn l2_only_macvlan_sets_no_address_sysctls() {
+    let p = world();
+    let conf = json!({"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":"eth1"});
+    MacvlanPlugin::new(p.clone())
+        .add(&req(Command::Add, &conf))
+        .unwrap();
+    let w = p.world.lock().unwrap();
+    assert_eq!(
+        w.sysctl(Some(Path::new(POD)), "net/ipv4/conf/net1/arp_notify"),
+        None
+    );
+}
+
+#[test]
+fn a_second_network_with_a_default_route_is_added_beside_the_first() {
+    let p = world();
+    p.world.lock().unwrap().add_link(None, "eth2");
+    let plugin = MacvlanPlugin::new(p.clone());
+    plugin.add(&req(Command::Add, &static_macvlan())).unwrap();
+    let mut second = static_macvlan();
+    second["master"] = json!("eth2");
+    second["ipam"]["addresses"] = json!([{"address":"10.2.2.5/24","gateway":"10.2.2.1"}]);
+    let mut r = req(Command::Add, &second);
+    r.ifname = "net2".into();
+    plugin.add(&r).unwrap();
+    let w = p.world.lock().unwrap();
+    let defaults = w
+        .routes_in(Some(Path::new(POD)))
+        .into_iter()
+        .filter(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4())
+        .count();
+    assert_eq!(defaults, 2);
 }

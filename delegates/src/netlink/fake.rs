@@ -859,11 +859,13 @@ impl Netlink for FakeNetlink {
                     }
                 }
             }
+            // no NLM_F_EXCL: only an identical route clashes (see the trait's add_route)
             let clash = n.all_routes().iter().any(|h| {
                 h.dst == r.dst
                     && h.table == r.table
                     && h.priority.unwrap_or(0) == r.priority.unwrap_or(0)
-                    && (matches!(r.dst, IpNet::V4(_)) || h.oif == r.oif && h.gw == r.gw)
+                    && h.oif == r.oif
+                    && h.gw == r.gw
             });
             if clash {
                 return Err(NetlinkError::AlreadyExists {

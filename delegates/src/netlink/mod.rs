@@ -52,7 +52,9 @@ pub trait Netlink: Send + Sync {
     fn add_address(&self, ifname: &str, addr: IpNet) -> Result<(), NetlinkError>;
     /// Addresses of a link (both families).
     fn addresses(&self, ifname: &str) -> Result<Vec<AddressInfo>, NetlinkError>;
-    /// Add a route.
+    /// Add a route, like `ip route add` without `NLM_F_EXCL` (what the reference plugins send):
+    /// a route to the same destination through another gateway or device is added beside the
+    /// existing one; only an identical route is [`NetlinkError::AlreadyExists`].
     fn add_route(&self, route: &RouteSpec) -> Result<(), NetlinkError>;
     /// Delete a route; a missing route is [`NetlinkError::NotFound`].
     fn delete_route(&self, route: &RouteSpec) -> Result<(), NetlinkError>;

@@ -603,7 +603,9 @@ impl Netlink for RtNetlink {
             OP,
             || format!("{} in {}", route.describe(), self.label),
             RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            // no NLM_F_EXCL, like the reference plugins: a second network's default route is
+            // added beside the first one instead of failing the ADD
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
         )
         .map(drop)
     }
