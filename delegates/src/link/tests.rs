@@ -416,3 +416,44 @@ fn a_second_network_with_a_default_route_is_added_beside_the_first() {
         .count();
     assert_eq!(defaults, 2);
 }
+
+#[test]
+fn link_in_container_uses_a_master_inside_the_pod() {
+    let p = world();
+    p.world
+        .lock()
+        .unwrap()
+        .add_link(Some(Path::new(POD)), "vf0");
+    let conf = json!({"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":"vf0","linkInContainer":true});
+    MacvlanPlugin::new(p.clone())
+        .add(&req(Command::Add, &conf))
+        .unwrap();
+    let w = p.world.lock().unwrap();
+    let create = w
+        .calls()
+        .into_iter()
+        .find(|c| matches!(c, Call::CreateLink { .. }))
+        .unwrap();
+    let Call::CreateLink { ns, spec } = create else {
+        unreachable!()
+    };
+    assert_eq!(
+        ns.as_deref(),
+        Some(Path::new(POD)),
+        "created from inside the pod netns"
+    );
+    assert_eq!(spec.target, None);
+    assert!(w.link(Some(Path::new(POD)), "net1").is_some());
+    drop(w);
+    // the same master name does not exist on the host: without linkInContainer it fails
+    let p = world();
+    p.world
+        .lock()
+        .unwrap()
+        .add_link(Some(Path::new(POD)), "vf0");
+    let conf = json!({"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":"vf0"});
+    let e = MacvlanPlugin::new(p)
+        .add(&req(Command::Add, &conf))
+        .unwrap_err();
+    assert!(e.msg.contains("vf0"), "{e}");
+}
