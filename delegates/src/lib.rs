@@ -9,3 +9,4 @@ pub mod link;
 pub mod macvlan;
 pub mod netlink;
 pub mod netns;
+pub mod sriov;
