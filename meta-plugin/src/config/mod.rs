@@ -35,6 +35,8 @@ pub use readiness::wait_for_readiness;
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/multus/net.d";
 /// Default `cniDir`: Plexus's journal and state.
 pub const DEFAULT_CNI_DIR: &str = "/var/lib/cni/multus";
+/// Default `nadDir`: NetworkAttachmentDefinition manifests for local mode (no API server).
+pub const DEFAULT_NAD_DIR: &str = "/etc/cni/plexus/nads";
 /// Default `binDir`: where executed delegate plugins are looked up.
 pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
 /// The runtime's CNI config directory, searched for a `clusterNetwork` given as a network name.
@@ -215,6 +217,9 @@ pub struct PlexusConfig {
     pub log_to_stderr: bool,
     /// `events`: post `AddedInterface`/failure Events to the pod (default true).
     pub events: bool,
+    /// `nadDir` (Plexus's own key): the NAD manifests served by [`crate::local::LocalApi`] in
+    /// local mode (default `/etc/cni/plexus/nads`).
+    pub nad_dir: PathBuf,
 }
 
 /// The stdin keys as Multus names them. Optional scalars are `Option` so that "absent" and
@@ -266,6 +271,8 @@ struct RawConfig {
     log_to_stderr: Option<bool>,
     #[serde(default)]
     events: Option<bool>,
+    #[serde(default, rename = "nadDir")]
+    nad_dir: Option<String>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -390,6 +397,7 @@ impl PlexusConfig {
             log_level,
             log_to_stderr: raw.log_to_stderr.unwrap_or(true),
             events: raw.events.unwrap_or(true),
+            nad_dir: dir(raw.nad_dir, DEFAULT_NAD_DIR),
         })
     }
 

@@ -1,0 +1,323 @@
+//! The journal: what was (or is being) attached to each sandbox, under `cniDir`, so that DEL,
+//! CHECK and GC never need the API server, the pod or the NAD.
+//!
+//! Layout: `<cniDir>/<containerID>/lock` (the per-container lock, `std::fs::File::lock`) and one
+//! record per attachment, `<cniDir>/<containerID>/<index>-<ifname>.json`. A record is written
+//! (state `pending`) before the delegate's ADD runs and rewritten with the result (state
+//! `added`) after it; each write goes to a temp file that is fsynced, renamed over the record,
+//! and the directory fsynced. A record is removed only after its delegate DEL succeeded; the
+//! container directory goes when its last record does.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use plexus_delegates::cni::{CniError, CniResult, ErrorCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::exec::Invocation;
+use crate::plan::Attachment;
+
+/// The record format version.
+pub const RECORD_VERSION: u32 = 1;
+const LOCK_FILE: &str = "lock";
+const TMP_PREFIX: &str = ".tmp-";
+
+/// A journal failure, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("journal record {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl JournalError {
+    fn io(path: &Path, op: &'static str, source: std::io::Error) -> Self {
+        JournalError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    }
+}
+
+impl From<JournalError> for CniError {
+    fn from(e: JournalError) -> Self {
+        CniError::new(ErrorCode::Io, e.to_string())
+    }
+}
+
+/// Where an attachment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Journaled; the delegate ADD may or may not have run (a crash leaves this).
+    Pending,
+    /// The delegate ADD succeeded; `result` holds its result.
+    Added,
+}
+
+/// One attachment's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    /// Position in the plan (DEL runs in reverse).
+    pub index: usize,
+    pub state: State,
+    pub attachment: Attachment,
+    pub invocation: Invocation,
+    /// The delegate's final result in the delegate's version, once `Added`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+impl Record {
+    pub fn pending(index: usize, attachment: Attachment, invocation: Invocation) -> Self {
+        Record {
+            version: RECORD_VERSION,
+            index,
+            state: State::Pending,
+            attachment,
+            invocation,
+            result: None,
+        }
+    }
+
+    /// The file name of this record.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.json", self.index, self.attachment.ifname)
+    }
+
+    /// The journaled result, parsed.
+    pub fn cni_result(&self) -> Result<Option<CniResult>, CniError> {
+        self.result.as_ref().map(CniResult::from_json).transpose()
+    }
+}
+
+/// The journal root (`cniDir`).
+#[derive(Debug, Clone)]
+pub struct Journal {
+    root: PathBuf,
+}
+
+impl Journal {
+    pub fn new(cni_dir: impl Into<PathBuf>) -> Self {
+        Journal {
+            root: cni_dir.into(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of one container.
+    pub fn container_dir(&self, container_id: &str) -> PathBuf {
+        self.root.join(container_id)
+    }
+
+    /// Whether anything is journaled for the container.
+    pub fn exists(&self, container_id: &str) -> bool {
+        self.container_dir(container_id).join(LOCK_FILE).exists()
+    }
+
+    /// Takes the container's lock, creating its directory (blocking until other `plexus`
+    /// processes working on the same container are done).
+    pub fn lock(&self, container_id: &str) -> Result<ContainerJournal, JournalError> {
+        let dir = self.container_dir(container_id);
+        let lock_path = dir.join(LOCK_FILE);
+        loop {
+            fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, "create directory", e))?;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .map_err(|e| JournalError::io(&lock_path, "open lock file", e))?;
+            file.lock()
+                .map_err(|e| JournalError::io(&lock_path, "lock", e))?;
+            // The previous holder may have removed the (then empty) directory: retry on the new
+            // lock file so that two holders never exist.
+            let held = file
+                .metadata()
+                .map_err(|e| JournalError::io(&lock_path, "stat lock file", e))?;
+            match fs::metadata(&lock_path) {
+                Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {
+                    return Ok(ContainerJournal { dir, _lock: file });
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// The container ids that have a journal directory.
+    pub fn containers(&self) -> Result<Vec<String>, JournalError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(JournalError::io(&self.root, "read directory", e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.join(LOCK_FILE).is_file()
+                && let Some(name) = path.file_name().and_then(|n| n.to_str())
+            {
+                ids.push(name.to_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// One read record file: the record, or why it cannot be used.
+#[derive(Debug)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// Index from the file name (also known for corrupt records).
+    pub index: usize,
+    pub record: Result<Record, JournalError>,
+}
+
+/// One container's journal, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct ContainerJournal {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl ContainerJournal {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes (creates or replaces) a record durably.
+    pub fn write(&self, record: &Record) -> Result<PathBuf, JournalError> {
+        let path = self.dir.join(record.file_name());
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}", record.file_name()));
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| JournalError::Corrupt {
+            path: path.clone(),
+            reason: format!("cannot encode: {e}"),
+        })?;
+        {
+            let mut f = File::create(&tmp).map_err(|e| JournalError::io(&tmp, "create", e))?;
+            f.write_all(&bytes)
+                .map_err(|e| JournalError::io(&tmp, "write", e))?;
+            f.sync_all()
+                .map_err(|e| JournalError::io(&tmp, "fsync", e))?;
+        }
+        fs::rename(&tmp, &path).map_err(|e| JournalError::io(&path, "rename", e))?;
+        self.sync_dir()?;
+        Ok(path)
+    }
+
+    fn sync_dir(&self) -> Result<(), JournalError> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| JournalError::io(&self.dir, "fsync directory", e))
+    }
+
+    /// Every record file, by index (ascending). Corrupt ones are returned as errors naming the
+    /// file, so callers can go on with the others.
+    pub fn read_all(&self) -> Result<Vec<Entry>, JournalError> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| JournalError::io(&self.dir, "read directory", e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Some(index) = stem
+                .split_once('-')
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+            else {
+                out.push(Entry {
+                    index: usize::MAX,
+                    record: Err(JournalError::Corrupt {
+                        path: path.clone(),
+                        reason: "file name is not <index>-<ifname>.json".into(),
+                    }),
+                    path,
+                });
+                continue;
+            };
+            let record = read_record(&path);
+            out.push(Entry {
+                path,
+                index,
+                record,
+            });
+        }
+        out.sort_by_key(|e| e.index);
+        Ok(out)
+    }
+
+    /// Removes one record (after its delegate DEL succeeded).
+    pub fn remove(&self, path: &Path) -> Result<(), JournalError> {
+        match fs::remove_file(path) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(JournalError::io(path, "remove", e)),
+        }
+    }
+
+    /// Removes the container directory (leftover temp files and the lock file too) when no
+    /// record is left; returns whether it was removed.
+    pub fn remove_if_empty(&self) -> Result<bool, JournalError> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| JournalError::io(&self.dir, "read directory", e))?;
+        let mut leftovers = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == LOCK_FILE || name.starts_with(TMP_PREFIX) {
+                leftovers.push(entry.path());
+            } else {
+                return Ok(false);
+            }
+        }
+        for p in leftovers {
+            fs::remove_file(&p).map_err(|e| JournalError::io(&p, "remove", e))?;
+        }
+        fs::remove_dir(&self.dir)
+            .map_err(|e| JournalError::io(&self.dir, "remove directory", e))?;
+        Ok(true)
+    }
+}
+
+fn read_record(path: &Path) -> Result<Record, JournalError> {
+    let bytes = fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
+    let record: Record = serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if record.version != RECORD_VERSION {
+        return Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "record version {} (this plexus reads {RECORD_VERSION})",
+                record.version
+            ),
+        });
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests;

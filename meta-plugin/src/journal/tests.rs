@@ -1,0 +1,132 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Map, json};
+
+use super::*;
+use crate::plan::Delegate;
+
+fn attachment(ifname: &str) -> Attachment {
+    let Value::Object(conf) = json!({"cniVersion": "1.0.0", "name": "m", "type": "macvlan"}) else {
+        panic!()
+    };
+    Attachment {
+        network: "default/m".into(),
+        ifname: ifname.into(),
+        is_cluster: ifname == "eth0",
+        delegate: Delegate::Conf(conf),
+        runtime_config: Map::new(),
+        cni_args: vec![],
+        args_cni: None,
+        default_route: vec![],
+        resource_name: None,
+    }
+}
+
+fn invocation() -> Invocation {
+    Invocation {
+        container_id: "c1".into(),
+        netns: Some("/run/netns/x".into()),
+        runtime_ifname: "eth0".into(),
+        cni_args: vec![("IgnoreUnknown".into(), "1".into())],
+        cni_path: vec!["/opt/cni/bin".into()],
+        runtime_config: Map::new(),
+    }
+}
+
+#[test]
+fn write_update_read_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    assert!(!j.exists("c1"));
+    let c = j.lock("c1").unwrap();
+    let mut r0 = Record::pending(0, attachment("eth0"), invocation());
+    let p0 = c.write(&r0).unwrap();
+    assert_eq!(p0, tmp.path().join("c1/0-eth0.json"));
+    let r1 = Record::pending(1, attachment("net1"), invocation());
+    let p1 = c.write(&r1).unwrap();
+    // update with the result
+    r0.state = State::Added;
+    r0.result =
+        Some(json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2/24"}], "dns": {}}));
+    c.write(&r0).unwrap();
+    let all = c.read_all().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].index, 0);
+    let got = all[0].record.as_ref().unwrap();
+    assert_eq!(got, &r0);
+    assert_eq!(got.cni_result().unwrap().unwrap().ips.len(), 1);
+    assert_eq!(all[1].record.as_ref().unwrap().state, State::Pending);
+    // the on-disk form names the state
+    let text = std::fs::read_to_string(&p1).unwrap();
+    assert!(text.contains("\"state\": \"pending\""), "{text}");
+    // no temp files are left behind
+    assert!(
+        std::fs::read_dir(c.dir())
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with('.'))
+    );
+    drop(c);
+    assert!(j.exists("c1"));
+    assert_eq!(j.containers().unwrap(), vec!["c1"]);
+
+    let c = j.lock("c1").unwrap();
+    c.remove(&p0).unwrap();
+    c.remove(&p0).unwrap(); // already gone: fine
+    assert!(!c.remove_if_empty().unwrap());
+    c.remove(&p1).unwrap();
+    assert!(c.remove_if_empty().unwrap());
+    assert!(!tmp.path().join("c1").exists());
+    assert!(j.containers().unwrap().is_empty());
+}
+
+#[test]
+fn corrupt_record_is_named_and_others_still_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let c = j.lock("c2").unwrap();
+    c.write(&Record::pending(0, attachment("eth0"), invocation()))
+        .unwrap();
+    c.write(&Record::pending(2, attachment("net2"), invocation()))
+        .unwrap();
+    let bad = c.dir().join("1-net1.json");
+    std::fs::write(&bad, b"{\"version\":1, truncated").unwrap();
+    std::fs::write(c.dir().join("garbage.json"), b"{}").unwrap();
+    // a leftover temp file of a crashed write is ignored
+    std::fs::write(c.dir().join(".tmp-3-net3.json"), b"{").unwrap();
+    let all = c.read_all().unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all[0].record.is_ok());
+    let e = all[1].record.as_ref().unwrap_err().to_string();
+    assert!(e.contains("1-net1.json") && e.contains("corrupt"), "{e}");
+    assert!(all[2].record.is_ok());
+    let e = all[3].record.as_ref().unwrap_err().to_string();
+    assert!(e.contains("garbage.json"), "{e}");
+}
+
+#[test]
+fn lock_excludes_a_second_holder_until_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let held = j.lock("c3").unwrap();
+    let got = Arc::new(AtomicBool::new(false));
+    let t = {
+        let j = j.clone();
+        let got = got.clone();
+        std::thread::spawn(move || {
+            let c = j.lock("c3").unwrap();
+            got.store(true, Ordering::SeqCst);
+            // the first holder removed the directory: the second holder has a fresh one
+            assert!(c.dir().join("lock").exists());
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(!got.load(Ordering::SeqCst), "second lock taken while held");
+    // the holder removes the (empty) directory; the waiter must not keep a stale lock
+    assert!(held.remove_if_empty().unwrap());
+    drop(held);
+    t.join().unwrap();
+    assert!(got.load(Ordering::SeqCst));
+}
