@@ -318,6 +318,10 @@ fn add_del_bridge_plus_two_macvlan_nads() {
     assert_eq!(env.pod_links(), vec!["lo"]);
     assert!(env.leases().is_empty(), "{:?}", env.leases());
     assert!(!jdir.exists());
+    assert!(
+        !status_path.exists(),
+        "local network-status file left behind"
+    );
     // containerd's second DEL: no netns, nothing journaled
     let out = env.plexus("DEL", cid, None, &config);
     assert!(out.status.success(), "{}", text(&out));

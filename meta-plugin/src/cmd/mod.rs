@@ -355,6 +355,9 @@ impl<K: KubeApi> MetaPlugin<K> {
             return Ok(());
         }
         let errors = del_container(&journal, &req.container_id, req.netns.clone(), |_| true)?;
+        if errors.is_empty() && config.kubeconfig.is_none() {
+            remove_local_status(&config, &pod_ref(req));
+        }
         finish(errors, "DEL")
     }
 
@@ -514,6 +517,17 @@ fn finish(errors: Vec<String>, verb: &str) -> Result<(), CniError> {
                 errors.join("; ")
             ),
         ))
+    }
+}
+
+/// Local mode keeps network-status in a file instead of on a pod: a finished DEL removes it, so
+/// nothing of the sandbox is left.
+fn remove_local_status(config: &PlexusConfig, pod: &PodRef) {
+    let path = crate::local::LocalApi::from_config(config).status_path(pod);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
     }
 }
 
