@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Plexus quick demo, no cluster needed: two "pods" (network namespaces) on a simulated uplink get a
-# macvlan interface each from the standalone plexus-macvlan plugin with host-local IPAM, exactly as
-# a container runtime would call it (env + stdin); they ping each other; DEL leaves nothing behind.
+# Plexus quick demo, no cluster needed. It builds everything, makes a simulated node (a network
+# namespace with an uplink) and two "pods" (network namespaces), and runs the `plexus` meta-plugin
+# exactly as containerd does (CNI env + JSON on stdin, pod annotations in runtimeConfig) in local
+# mode: eth0 comes from the reference bridge plugin, net1 and net2 from two macvlan
+# NetworkAttachmentDefinitions read from a directory of YAML manifests. The pods ping each other
+# over net1; then DEL removes everything: links, leases, journal, status.
 #
 #   sudo bash examples/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
 
-if ! command -v ip >/dev/null || ! command -v ping >/dev/null; then
-    echo "==> installing iproute2 and ping"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iputils-ping
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "==> installing ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-echo "==> building the plugins"
-cargo build --quiet -p plexus-delegates --bins
+echo "==> building Plexus"
+cargo build --quiet --workspace --bins
 BIN=$PWD/target/debug
 
 NODE=plexus-demo-node
@@ -25,43 +32,85 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> a node ($NODE) with an uplink, uplink0, to macvlan on"
+echo "==> a node ($NODE) with an uplink, uplink0, for the macvlan networks"
 ip netns add "$NODE"
+ip -n "$NODE" link set lo up
 ip -n "$NODE" link add uplink0 type veth peer name wire0
 ip -n "$NODE" link set uplink0 up
 ip -n "$NODE" link set wire0 up
 for ns in "${PODS[@]}"; do ip netns add "$ns"; done
 
-CONF=$(cat <<JSON
-{"cniVersion":"1.0.0","name":"demo-macvlan","type":"macvlan","master":"uplink0","mode":"bridge",
- "ipam":{"type":"host-local","ranges":[[{"subnet":"10.99.0.0/24"}]],"dataDir":"$STATE/ipam"}}
+mkdir -p "$STATE/net.d" "$STATE/nads"
+# the cluster network: what the node's default CNI would be
+cat > "$STATE/net.d/10-bridge.conflist" <<JSON
+{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,
+ "ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.1.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],
+         "dataDir":"$STATE/ipam"}}]}
 JSON
-)
-cni() { # verb pod: run the plugin inside the node's netns as a runtime would
-    echo "$CONF" | ip netns exec "$NODE" env -i PATH="$PATH" CNI_COMMAND="$1" \
-        CNI_CONTAINERID="demo-$2" CNI_NETNS="/run/netns/$2" CNI_IFNAME=net1 \
-        CNI_PATH="$BIN:/usr/lib/cni" CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=$2" \
-        "$BIN/plexus-macvlan"
+# two NADs, exactly as `kubectl apply -f` would take them
+cat > "$STATE/nads/macvlan.yaml" <<YAML
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: storage
+  namespace: default
+spec:
+  config: '{"cniVersion":"1.0.0","type":"macvlan","master":"uplink0","mode":"bridge",
+    "ipam":{"type":"host-local","ranges":[[{"subnet":"10.98.1.0/24"}]],"dataDir":"$STATE/ipam"}}'
+---
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: backup
+  namespace: default
+spec:
+  config: '{"cniVersion":"1.0.0","type":"macvlan","master":"uplink0","mode":"bridge",
+    "ipam":{"type":"host-local","ranges":[[{"subnet":"10.98.2.0/24"}]],"dataDir":"$STATE/ipam"}}'
+YAML
+echo "==> NAD manifests ($STATE/nads/macvlan.yaml):"
+cat "$STATE/nads/macvlan.yaml"
+
+conf() { # the config containerd hands the plugin, with the pod's annotations in runtimeConfig
+    cat <<JSON
+{"cniVersion":"1.0.0","name":"plexus","type":"plexus",
+ "clusterNetwork":"$STATE/net.d/10-bridge.conflist","nadDir":"$STATE/nads",
+ "cniDir":"$STATE/plexus","binDir":"/usr/lib/cni","logFile":"$STATE/plexus.log","logLevel":"verbose",
+ "logToStderr":false,
+ "capabilities":{"io.kubernetes.cri.pod-annotations":true},
+ "runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.v1.cni.cncf.io/networks":"storage,backup"}}}
+JSON
+}
+cni() { # verb pod [netns]: run plexus inside the node's netns as containerd would
+    conf | ip netns exec "$NODE" env -i PATH="$PATH" CNI_COMMAND="$1" \
+        CNI_CONTAINERID="demo-$2" CNI_NETNS="${3-/run/netns/$2}" CNI_IFNAME=eth0 \
+        CNI_PATH="$BIN:/usr/lib/cni" \
+        CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$2;K8S_POD_INFRA_CONTAINER_ID=demo-$2" \
+        "$BIN/plexus"
 }
 
 for pod in "${PODS[@]}"; do
-    echo "==> ADD net1 to $pod; the plugin answers:"
+    echo "==> ADD $pod (annotation k8s.v1.cni.cncf.io/networks: storage,backup); plexus answers with eth0's result:"
     cni ADD "$pod"
     echo
-    ip -n "$pod" -brief addr show net1
+    echo "--- interfaces of $pod:"
+    ip -n "$pod" -brief addr
 done
+echo "==> network-status of plexus-demo-pod1 (what Multus users read from the pod annotation):"
+cat "$STATE/plexus/status/default_${PODS[0]}.json"; echo
 peer=$(ip -n "${PODS[1]}" -4 -o addr show net1 | awk '{print $4}' | cut -d/ -f1)
-echo "==> ${PODS[0]} pings ${PODS[1]} ($peer) over the macvlan network"
+echo "==> ${PODS[0]} pings ${PODS[1]} ($peer) over net1 (the storage network)"
 ip netns exec "${PODS[0]}" ping -c 3 -W 2 "$peer"
 
-echo "==> leases on disk while the pods run:"
-ls "$STATE/ipam/demo-macvlan"
 for pod in "${PODS[@]}"; do
-    echo "==> DEL net1 from $pod (twice: DEL is idempotent)"
-    cni DEL "$pod"; cni DEL "$pod"
+    echo "==> DEL $pod, then containerd's second DEL with no netns"
+    cni DEL "$pod"
+    cni DEL "$pod" ""
 done
-echo "==> what is left: links in the pods, and leases"
-for pod in "${PODS[@]}"; do ip -n "$pod" -brief link; done
-leases=$(find "$STATE/ipam/demo-macvlan" -type f ! -name lock ! -name 'last_reserved_ip*' -printf '%f ')
+echo "==> what is left"
+for pod in "${PODS[@]}"; do echo "--- links of $pod:"; ip -n "$pod" -brief link; done
+leases=$(find "$STATE/ipam" -type f ! -name lock ! -name 'last_reserved_ip*' -printf '%f ')
 echo "leases: ${leases:-(none)}"
+echo "journal and status: $(find "$STATE/plexus" -type f ! -name events.log | wc -l) file(s)"
+echo "==> the log of every step: $STATE/plexus.log (removed with the demo); last lines:"
+tail -n 4 "$STATE/plexus.log"
 echo "==> demo done"
