@@ -51,6 +51,8 @@ pub enum Answer {
     File(u16, &'static str),
     /// 201 with the request body echoed back (what the API server does for a create).
     Echo201,
+    /// A status code and a body built by the test (e.g. a real body with a field rewritten).
+    Body(u16, Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -328,6 +330,7 @@ async fn handle(
     Ok(match answer {
         Some(Answer::File(status, file)) => respond(status, data(file)),
         Some(Answer::Echo201) => respond(201, rec.body.clone()),
+        Some(Answer::Body(status, body)) => respond(status, body),
         None => respond(
             404,
             br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#.to_vec(),
