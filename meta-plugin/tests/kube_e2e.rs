@@ -487,15 +487,24 @@ fn add_naming_a_missing_nad_fails_clearly_and_attaches_nothing() {
     assert!(msg.contains("fixtures/missing-nad"), "{err}");
     assert!(msg.contains("not found"), "{err}");
     env.assert_clean(cid);
-    // Each NAD fetched once and nothing else: the NAD is resolved while planning, before any
-    // side effect, and this implementation posts no Warning Event for a planning failure (only
-    // for a failing delegate or status write), and writes no network-status.
+    // Each NAD fetched once, no network-status; the planning failure is the user's to fix, so
+    // the pod gets one Warning Event saying why.
     assert_eq!(
         shape(&reqs),
         vec![
             ("GET".to_owned(), nad_path("macvlan-a")),
             ("GET".to_owned(), nad_path("missing-nad")),
+            ("POST".to_owned(), events_path()),
         ]
+    );
+    let event: Value = serde_json::from_slice(&reqs[2].body).unwrap();
+    assert_eq!(event["type"], "Warning", "{event}");
+    assert!(
+        event["message"]
+            .as_str()
+            .unwrap()
+            .contains("fixtures/missing-nad"),
+        "{event}"
     );
 }
 

@@ -117,7 +117,13 @@ impl<K: KubeApi> MetaPlugin<K> {
             net_dir: &self.net_dir,
         };
         let t = Instant::now();
-        let plan = self.rt.block_on(build_plan(&input, kube))?;
+        let plan = match self.rt.block_on(build_plan(&input, kube)) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.warn_plan_failed(&config, &pod, &e);
+                return Err(e);
+            }
+        };
         tracing::info!(
             attachments = plan.attachments.len(),
             duration_us = t.elapsed().as_micros() as u64,
@@ -263,6 +269,27 @@ impl<K: KubeApi> MetaPlugin<K> {
             "ADD done"
         );
         Ok(cluster)
+    }
+
+    /// A plan that cannot be built because of what the user wrote (an annotation, a NAD, the
+    /// config) gets the same Warning Event as a failed attachment, so `kubectl describe pod`
+    /// shows why. Transient failures and a recreated pod (UID mismatch) get none.
+    fn warn_plan_failed(&self, config: &PlexusConfig, pod: &PodRef, e: &CniError) {
+        let users_to_fix = e.is(ErrorCode::InvalidConfig) || e.is(ErrorCode::IncompatibleVersion);
+        if !(config.events && users_to_fix && !pod.name.is_empty()) {
+            return;
+        }
+        let Ok(kube) = self.kube() else { return };
+        let ev = PodEvent::add_failed(
+            pod.clone(),
+            "the pod's network selection",
+            None,
+            "plexus",
+            &e.msg,
+        );
+        if let Err(post) = self.rt.block_on(kube.post_event(&ev)) {
+            tracing::warn!("cannot post the failure event: {post}");
+        }
     }
 
     /// Undo a failed ADD: the failing attachment (best effort), then the done ones in reverse;
