@@ -8,6 +8,8 @@
 
 mod fake_apiserver;
 
+mod pod_state;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -230,33 +232,16 @@ impl Env {
     }
 
     fn pod_links(&self) -> Vec<String> {
-        let out = self.pod.run_ok("ip", &["-o", "link", "show"]);
-        out.lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-            .collect()
+        pod_state::pod_links(&self.pod)
     }
 
     fn addr(&self, ifname: &str) -> String {
-        self.pod
-            .run_ok("ip", &["-o", "-4", "addr", "show", "dev", ifname])
+        pod_state::addr(&self.pod, ifname)
     }
 
     /// Leases left by host-local (files named like IPs).
     fn leases(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let Ok(nets) = std::fs::read_dir(self.p("ipam")) else {
-            return out;
-        };
-        for net in nets.flatten() {
-            for f in std::fs::read_dir(net.path()).unwrap().flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                if name.parse::<std::net::IpAddr>().is_ok() {
-                    out.push(format!("{}/{name}", net.file_name().to_string_lossy()));
-                }
-            }
-        }
-        out
+        pod_state::leases(&self.p("ipam"))
     }
 
     fn log(&self) -> String {

@@ -260,14 +260,21 @@ impl Sysfs {
         self.pf(&vf.pf_pci)
     }
 
-    fn read_pf(&self, pci: &PciAddress, name: Option<String>) -> Result<Pf, SysfsError> {
+    /// The device's PCI dir, or [`SysfsError::NoSuchDevice`] when it is not there.
+    fn existing_pci_dir(&self, pci: &PciAddress) -> Result<PathBuf, SysfsError> {
         let dir = self.pci_dir(pci);
-        if !exists(&dir) {
-            return Err(SysfsError::NoSuchDevice {
+        if exists(&dir) {
+            Ok(dir)
+        } else {
+            Err(SysfsError::NoSuchDevice {
                 pci: *pci,
                 path: dir,
-            });
+            })
         }
+    }
+
+    fn read_pf(&self, pci: &PciAddress, name: Option<String>) -> Result<Pf, SysfsError> {
+        let dir = self.existing_pci_dir(pci)?;
         let total_path = dir.join("sriov_totalvfs");
         if !exists(&total_path) {
             return Err(SysfsError::NotAPf {
@@ -378,13 +385,7 @@ impl Sysfs {
 
     /// The VF at `pci`.
     pub fn vf(&self, pci: &PciAddress) -> Result<Vf, SysfsError> {
-        let dir = self.pci_dir(pci);
-        if !exists(&dir) {
-            return Err(SysfsError::NoSuchDevice {
-                pci: *pci,
-                path: dir,
-            });
-        }
+        let dir = self.existing_pci_dir(pci)?;
         let physfn = dir.join("physfn");
         let pf_pci = match link_pci(&physfn)? {
             Some(p) => p,
@@ -423,13 +424,7 @@ impl Sysfs {
         pf_name: Option<String>,
         index: u32,
     ) -> Result<Vf, SysfsError> {
-        let dir = self.pci_dir(pci);
-        if !exists(&dir) {
-            return Err(SysfsError::NoSuchDevice {
-                pci: *pci,
-                path: dir,
-            });
-        }
+        let dir = self.existing_pci_dir(pci)?;
         let physfn = dir.join("physfn");
         match link_pci(&physfn)? {
             Some(actual) if actual == pf_pci => {}
@@ -472,13 +467,7 @@ impl Sysfs {
     /// The VF's netdev name now (read again on every call: it changes when the netdev moves to
     /// a pod, or comes back renamed `devN` from a destroyed netns).
     pub fn vf_netdev(&self, pci: &PciAddress) -> Result<Option<String>, SysfsError> {
-        let dir = self.pci_dir(pci);
-        if !exists(&dir) {
-            return Err(SysfsError::NoSuchDevice {
-                pci: *pci,
-                path: dir,
-            });
-        }
+        let dir = self.existing_pci_dir(pci)?;
         first_entry(&dir.join("net"))
     }
 
