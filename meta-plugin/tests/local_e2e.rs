@@ -1,165 +1,15 @@
 //! The real `plexus` binary, run as containerd runs it, in real network namespaces, local mode:
 //! eth0 through the reference bridge + host-local, net1/net2 through two macvlan NADs whose
-//! master is a veth in a "node" namespace. Needs root and the reference plugins in
-//! `/usr/lib/cni`; skips with the reason otherwise.
+//! master is a veth in a "node" namespace (the test bed is [`local_env`]). Needs root and the
+//! reference plugins in `/usr/lib/cni`; skips with the reason otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod local_env;
 mod pod_state;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use plexus_delegates::netns::fixture::{TestNetns, require_root, skip};
+use local_env::{Env, text};
 use serde_json::{Value, json};
-
-const REF_BIN: &str = "/usr/lib/cni";
-
-struct Env {
-    tmp: tempfile::TempDir,
-    node: TestNetns,
-    pod: TestNetns,
-    bridge: String,
-}
-
-impl Env {
-    fn new(test: &str) -> Option<Env> {
-        if !require_root(test) {
-            return None;
-        }
-        if !Path::new(REF_BIN).join("bridge").exists() {
-            skip(test, "the reference CNI plugins are not in /usr/lib/cni");
-            return None;
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let node = TestNetns::new("pxn");
-        let pod = TestNetns::new("pxp");
-        node.run_ok(
-            "ip",
-            &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"],
-        );
-        node.run_ok("ip", &["link", "set", "up0", "up"]);
-        node.run_ok("ip", &["link", "set", "up0p", "up"]);
-        node.run_ok("ip", &["link", "set", "lo", "up"]);
-        let bridge = format!("pxbr{}", std::process::id() % 100000);
-        let e = Env {
-            tmp,
-            node,
-            pod,
-            bridge,
-        };
-        e.write_files();
-        Some(e)
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
-    fn write_files(&self) {
-        std::fs::create_dir_all(self.p("nads")).unwrap();
-        std::fs::create_dir_all(self.p("net.d")).unwrap();
-        let ipam = |subnet: &str, dir: &str| json!({"type": "host-local", "dataDir": self.p(dir), "ranges": [[{"subnet": subnet}]]});
-        let conflist = json!({
-            "cniVersion": "1.0.0", "name": "cbr0",
-            "plugins": [{
-                "type": "bridge", "bridge": self.bridge, "isGateway": true,
-                "ipam": {"type": "host-local", "dataDir": self.p("ipam"),
-                         "ranges": [[{"subnet": "10.99.0.0/24"}]],
-                         "routes": [{"dst": "0.0.0.0/0"}]}
-            }]
-        });
-        std::fs::write(self.p("net.d/10-bridge.conflist"), conflist.to_string()).unwrap();
-        for (name, master, subnet) in [
-            ("macvlan-a", "up0", "10.98.1.0/24"),
-            ("macvlan-b", "up0", "10.98.2.0/24"),
-            ("macvlan-bad", "nosuchlink0", "10.98.3.0/24"),
-        ] {
-            let config = json!({
-                "cniVersion": "1.0.0", "name": name, "type": "macvlan", "master": master,
-                "mode": "bridge", "ipam": ipam(subnet, "ipam")
-            });
-            let nad = json!({
-                "apiVersion": "k8s.cni.cncf.io/v1",
-                "kind": "NetworkAttachmentDefinition",
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {"config": config.to_string()}
-            });
-            std::fs::write(self.p(&format!("nads/{name}.json")), nad.to_string()).unwrap();
-        }
-    }
-
-    fn config(&self, networks: &str) -> String {
-        json!({
-            "cniVersion": "1.0.0", "name": "plexus", "type": "plexus",
-            "clusterNetwork": self.p("net.d/10-bridge.conflist"),
-            "cniDir": self.p("cni"), "binDir": REF_BIN, "nadDir": self.p("nads"),
-            "logLevel": "debug", "logFile": self.p("plexus.log"), "logToStderr": false,
-            "capabilities": {"io.kubernetes.cri.pod-annotations": true},
-            "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {
-                "k8s.v1.cni.cncf.io/networks": networks,
-                "kubernetes.io/config.source": "api"
-            }}
-        })
-        .to_string()
-    }
-
-    /// Runs plexus inside the node namespace, like containerd on that node.
-    fn plexus(&self, verb: &str, cid: &str, netns: Option<&Path>, stdin: &str) -> Output {
-        let bin = env!("CARGO_BIN_EXE_plexus");
-        let stdin = stdin.to_owned();
-        self.node
-            .netns()
-            .run_in(|| {
-                let mut cmd = Command::new(bin);
-                cmd.env_clear()
-                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                    .env("CNI_COMMAND", verb)
-                    .env("CNI_CONTAINERID", cid)
-                    .env("CNI_IFNAME", "eth0")
-                    .env("CNI_PATH", REF_BIN)
-                    .env(
-                        "CNI_ARGS",
-                        format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod1;K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID=0f3a6c1e-1111-4222-8333-944455556666"),
-                    )
-                    .env("CNI_NETNS", netns.map(|p| p.display().to_string()).unwrap_or_default())
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                let mut child = cmd.spawn().unwrap();
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-                child.wait_with_output().unwrap()
-            })
-            .unwrap()
-    }
-
-    fn pod_links(&self) -> Vec<String> {
-        pod_state::pod_links(&self.pod)
-    }
-
-    fn addr(&self, ifname: &str) -> String {
-        pod_state::addr(&self.pod, ifname)
-    }
-
-    /// Leases left by host-local (files named like IPs).
-    fn leases(&self) -> Vec<String> {
-        pod_state::leases(&self.p("ipam"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.p("plexus.log")).unwrap_or_default()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn add_del_bridge_plus_two_macvlan_nads() {
@@ -247,7 +97,13 @@ fn add_del_bridge_plus_two_macvlan_nads() {
     files.sort();
     assert_eq!(
         files,
-        vec!["0-eth0.json", "1-net1.json", "2-net2.json", "lock"]
+        vec![
+            "0-eth0.json",
+            "1-net1.json",
+            "2-net2.json",
+            "committed",
+            "lock"
+        ]
     );
     let rec: Value =
         serde_json::from_str(&std::fs::read_to_string(jdir.join("1-net1.json")).unwrap()).unwrap();
@@ -441,4 +297,33 @@ fn del_after_a_crash_between_delegate_add_and_record_update() {
     assert_eq!(env.pod_links(), vec!["lo"]);
     assert!(env.leases().is_empty(), "{:?}", env.leases());
     assert!(!env.p("cni").join(cid).exists());
+}
+
+#[test]
+fn bad_nad_manifest_is_invalid_config_naming_file_and_field_and_attaches_nothing() {
+    let Some(env) =
+        Env::new("bad_nad_manifest_is_invalid_config_naming_file_and_field_and_attaches_nothing")
+    else {
+        return;
+    };
+    let cid = "ff07cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    // spec.config written as a YAML mapping instead of a JSON string: a common mistake.
+    std::fs::write(
+        env.p("nads/broken.yaml"),
+        "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: broken\nspec:\n  config:\n    type: macvlan\n    master: up0\n",
+    )
+    .unwrap();
+    let config = env.config("macvlan-a");
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["code"], 7, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("broken.yaml") && msg.contains("spec.config"),
+        "{err}"
+    );
+    assert_eq!(env.pod_links(), vec!["lo"]);
+    assert!(env.leases().is_empty(), "{:?}", env.leases());
+    assert!(!env.journal_dir(cid).exists());
 }

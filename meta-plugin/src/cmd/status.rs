@@ -1,66 +1,66 @@
-//! network-status entries (COMPAT §4) and the `AddedInterface` list from attachment results.
+//! STATUS, and what STATUS and GC share: forwarding the verb to the cluster network (the
+//! meta-plugin's readiness is the cluster network's).
 
-use plexus_crds::NetworkStatus;
-use plexus_delegates::cni::CniResult;
+use plexus_delegates::cni::{CniError, Command, ErrorCode, Request};
+use serde_json::{Map, Value};
 
-use crate::kube::AddedInterface;
-use crate::plan::Attachment;
+use crate::config::PlexusConfig;
+use crate::exec::{self, Invocation};
+use crate::kube::KubeApi;
+use crate::plan::{Attachment, Delegate};
 
-use super::route::status_gateways;
+use super::{MetaPlugin, parse_config};
 
-/// The IPs (with prefix) of the sandbox interface `ifname` in `result`; all IPs when the result
-/// does not say which interface they are on.
-fn iface_ips(result: &CniResult, ifname: &str) -> Vec<String> {
-    let idx = result.sandbox_interface(ifname);
-    result
-        .ips
-        .iter()
-        .filter(|ip| idx.is_none() || ip.interface.is_none() || ip.interface == idx)
-        .map(|ip| ip.address.to_string())
-        .collect()
-}
+impl<K: KubeApi> MetaPlugin<K> {
+    /// STATUS reflects the cluster network's own STATUS code (50, 51, ...).
+    pub(super) fn cmd_status(&self, req: &Request) -> Result<(), CniError> {
+        let config = parse_config(req)?;
+        self.forward_to_cluster(req, &config, Command::Status, &Map::new())
+    }
 
-/// One network-status entry per attachment.
-pub fn network_statuses(done: &[(&Attachment, &CniResult)]) -> Vec<NetworkStatus> {
-    let all: Vec<&Attachment> = done.iter().map(|(a, _)| *a).collect();
-    done.iter()
-        .map(|(att, result)| {
-            let iface = result
-                .sandbox_interface(&att.ifname)
-                .and_then(|i| result.interfaces.get(i));
-            NetworkStatus {
-                name: att.network.clone(),
-                interface: Some(att.ifname.clone()),
-                ips: iface_ips(result, &att.ifname)
-                    .iter()
-                    .map(|s| s.split('/').next().unwrap_or_default().to_owned())
-                    .collect(),
-                mac: iface.map(|i| i.mac.clone()).filter(|m| !m.is_empty()),
-                mtu: iface.and_then(|i| i.mtu),
-                default: att.is_cluster,
-                dns: plexus_crds::Dns {
-                    nameservers: result.dns.nameservers.clone(),
-                    domain: result.dns.domain.clone(),
-                    search: result.dns.search.clone(),
-                    options: result.dns.options.clone(),
-                },
-                device_info: None,
-                gateway: status_gateways(att, result, &all)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            }
+    /// Runs `verb` (STATUS or GC) on the cluster network; `extra` keys are added to its stdin.
+    /// The error keeps the cluster network's code; a cluster network that cannot be resolved is
+    /// "plugin not available" (50).
+    pub(super) fn forward_to_cluster(
+        &self,
+        req: &Request,
+        config: &PlexusConfig,
+        verb: Command,
+        extra: &Map<String, Value>,
+    ) -> Result<(), CniError> {
+        let kube = self.kube().ok();
+        let dirs = config.search_dirs(self.net_dir.clone());
+        let cluster = self
+            .rt
+            .block_on(crate::config::network::resolve_cluster_network(
+                &config.cluster_network,
+                &config.multus_namespace,
+                &dirs,
+                &config.plugin_type,
+                kube,
+            ))
+            .map_err(|e| {
+                CniError::new(
+                    ErrorCode::PluginNotAvailable,
+                    format!("cluster network: {e}"),
+                )
+            })?;
+        let att = Attachment {
+            network: cluster.status_name(),
+            ifname: String::new(),
+            is_cluster: true,
+            delegate: Delegate::from(cluster.config().clone()),
+            runtime_config: Map::new(),
+            cni_args: Vec::new(),
+            args_cni: None,
+            default_route: Vec::new(),
+            resource_name: None,
+        };
+        let inv = Invocation::new(req, &config.bin_dir, &Map::new(), &att);
+        exec::status_or_gc(verb, &att, &inv, extra).map_err(|e| CniError {
+            code: e.error.code,
+            msg: format!("cluster network {:?}: {e}", att.network),
+            details: e.error.details,
         })
-        .collect()
-}
-
-/// The interfaces for the `AddedInterface` Event.
-pub fn added_interfaces(done: &[(&Attachment, &CniResult)]) -> Vec<AddedInterface> {
-    done.iter()
-        .map(|(att, result)| AddedInterface {
-            ifname: att.ifname.clone(),
-            ips: iface_ips(result, &att.ifname),
-            network: att.network.clone(),
-        })
-        .collect()
+    }
 }

@@ -205,6 +205,9 @@ pub struct PlexusConfig {
     /// Namespace isolation, global namespaces and system namespaces.
     pub policy: NamespacePolicy,
     pub readiness_indicator_file: Option<PathBuf>,
+    /// `retryDeleteOnError` (Multus, default false): whether the journal record of an attachment
+    /// whose delegate DEL failed is kept for the runtime's retry (true) or removed once the DEL
+    /// reported the failure (false). See `cmd::del`.
     pub retry_delete_on_error: bool,
     /// `capabilities`: the capability args the runtime should pass (`portMappings`, `bandwidth`,
     /// `io.kubernetes.cri.pod-annotations`, ...).

@@ -5,7 +5,11 @@
 //! record per attachment, `<cniDir>/<containerID>/<index>-<ifname>.json`. A record is written
 //! (state `pending`) before the delegate's ADD runs and rewritten with the result (state
 //! `added`) after it; each write goes to a temp file that is fsynced, renamed over the record,
-//! and the directory fsynced. A record is removed only after its delegate DEL succeeded; the
+//! and the directory fsynced. When every attachment is added and network-status is written, the
+//! ADD marks the container `committed` (an empty file beside the records): a later ADD of the
+//! same container tells a completed ADD (an error: the runtime must DEL first) from one that was
+//! interrupted (its leftovers are undone first). A record is removed once its delegate DEL
+//! succeeded (or, with `retryDeleteOnError: false`, once the DEL tried it; see `cmd::del`); the
 //! container directory goes when its last record does.
 
 use std::fs::{self, File, OpenOptions};
@@ -23,6 +27,7 @@ use crate::plan::Attachment;
 /// The record format version.
 pub const RECORD_VERSION: u32 = 1;
 const LOCK_FILE: &str = "lock";
+const COMMITTED_FILE: &str = "committed";
 const TMP_PREFIX: &str = ".tmp-";
 
 /// A journal failure, naming the file.
@@ -268,6 +273,31 @@ impl ContainerJournal {
         Ok(out)
     }
 
+    /// Marks the ADD complete. Not fsynced: the marker only ever tells a later ADD that the
+    /// earlier one finished; losing it in a power failure makes that ADD undo and redo the
+    /// attachments (safe), and a rebooted host has no sandbox left to attach to anyway.
+    pub fn mark_committed(&self) -> Result<(), JournalError> {
+        let path = self.dir.join(COMMITTED_FILE);
+        File::create(&path)
+            .map(drop)
+            .map_err(|e| JournalError::io(&path, "create", e))
+    }
+
+    /// Whether an ADD of this container completed ([`Self::mark_committed`]).
+    pub fn is_committed(&self) -> bool {
+        self.dir.join(COMMITTED_FILE).exists()
+    }
+
+    /// Withdraws the completion mark (a DEL has started changing the attachments).
+    pub fn uncommit(&self) -> Result<(), JournalError> {
+        let path = self.dir.join(COMMITTED_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(JournalError::io(&path, "remove", e)),
+        }
+    }
+
     /// Removes one record (after its delegate DEL succeeded).
     pub fn remove(&self, path: &Path) -> Result<(), JournalError> {
         match fs::remove_file(path) {
@@ -277,8 +307,8 @@ impl ContainerJournal {
         }
     }
 
-    /// Removes the container directory (leftover temp files and the lock file too) when no
-    /// record is left; returns whether it was removed.
+    /// Removes the container directory (leftover temp files, the completion mark and the lock
+    /// file too) when no record is left; returns whether it was removed.
     pub fn remove_if_empty(&self) -> Result<bool, JournalError> {
         let entries = fs::read_dir(&self.dir)
             .map_err(|e| JournalError::io(&self.dir, "read directory", e))?;
@@ -286,7 +316,7 @@ impl ContainerJournal {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name == LOCK_FILE || name.starts_with(TMP_PREFIX) {
+            if name == LOCK_FILE || name == COMMITTED_FILE || name.starts_with(TMP_PREFIX) {
                 leftovers.push(entry.path());
             } else {
                 return Ok(false);

@@ -130,3 +130,27 @@ fn lock_excludes_a_second_holder_until_released() {
     t.join().unwrap();
     assert!(got.load(Ordering::SeqCst));
 }
+
+#[test]
+fn completion_mark_survives_records_and_goes_with_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let c = j.lock("c1").unwrap();
+    assert!(!c.is_committed());
+    let p0 = c
+        .write(&Record::pending(0, attachment("eth0"), invocation()))
+        .unwrap();
+    c.mark_committed().unwrap();
+    assert!(c.is_committed());
+    // the mark is not a record
+    assert_eq!(c.read_all().unwrap().len(), 1);
+    assert!(!c.remove_if_empty().unwrap());
+    c.uncommit().unwrap();
+    assert!(!c.is_committed());
+    c.uncommit().unwrap();
+    c.mark_committed().unwrap();
+    c.remove(&p0).unwrap();
+    // a committed container whose last record went is removed, mark included
+    assert!(c.remove_if_empty().unwrap());
+    assert!(!tmp.path().join("c1").exists());
+}

@@ -84,6 +84,11 @@ pub enum KubeError {
         expected: String,
         found: String,
     },
+    /// A local-mode NAD manifest that cannot be used (it does not parse, a field has the wrong
+    /// type, a NAD is defined twice). The message names the file and the field: the user's
+    /// configuration is wrong, so it is reported as an invalid network config (7).
+    #[error("{what}: {message}")]
+    InvalidManifest { what: String, message: String },
     /// Anything else (an undecodable answer, a request that cannot be built).
     #[error("{what}: {message}")]
     Other { what: String, message: String },
@@ -97,6 +102,7 @@ impl KubeError {
             KubeError::Unreachable { .. } | KubeError::Conflict { .. } => ErrorCode::TryAgainLater,
             KubeError::PodUidMismatch { .. } => ErrorCode::UnknownContainer,
             KubeError::Other { .. } => ErrorCode::Io,
+            KubeError::InvalidManifest { .. } => ErrorCode::InvalidConfig,
             _ => ErrorCode::InvalidConfig,
         }
     }

@@ -41,6 +41,16 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// Whether the directory or a file could not be read (rather than holding a bad manifest).
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            ManifestError::ReadDir { .. } | ManifestError::ReadFile { .. }
+        )
+    }
+}
+
 /// Every NAD of the manifests in `dir`, by (namespace, name). A missing directory holds none.
 pub fn load_nad_dir(
     dir: &Path,
@@ -186,15 +196,88 @@ fn collect(doc: Value, out: &mut Vec<NetworkAttachmentDefinition>) -> Result<(),
         );
         return Ok(());
     }
+    check_fields(&obj)?;
     let mut nad: NetworkAttachmentDefinition = serde_json::from_value(Value::Object(obj))
         .map_err(|e| format!("invalid NetworkAttachmentDefinition: {e}"))?;
-    match nad.metadata.name.as_deref() {
-        Some(n) if !n.is_empty() => {}
-        _ => return Err("NetworkAttachmentDefinition has no metadata.name".to_owned()),
-    }
     if nad.metadata.namespace.as_deref().is_none_or(str::is_empty) {
         nad.metadata.namespace = Some(DEFAULT_NAMESPACE.to_owned());
     }
     out.push(nad);
+    Ok(())
+}
+
+/// The JSON type of a value, for messages.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Checks the fields a NAD is made of before decoding it, so that a mistake names its field
+/// (`spec.config` written as a YAML mapping instead of a JSON string is the common one); serde's
+/// own messages do not say where.
+fn check_fields(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
+    let field_err = |field: &str, want: &str, got: &Value| {
+        format!(
+            "NetworkAttachmentDefinition field {field}: must be {want}, got {}",
+            kind_of(got)
+        )
+    };
+    let metadata = match obj.get("metadata") {
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(field_err("metadata", "an object", other)),
+        None => return Err("NetworkAttachmentDefinition has no metadata.name".to_owned()),
+    };
+    match metadata.get("name") {
+        Some(Value::String(n)) if !n.is_empty() => {}
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err("NetworkAttachmentDefinition has no metadata.name".to_owned());
+        }
+        Some(other) => return Err(field_err("metadata.name", "a string", other)),
+    }
+    match metadata.get("namespace") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(other) => return Err(field_err("metadata.namespace", "a string", other)),
+    }
+    for map in ["annotations", "labels"] {
+        match metadata.get(map) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_string()) {
+                    return Err(field_err(
+                        &format!("metadata.{map}[{k:?}]"),
+                        "a string (quote it in YAML)",
+                        v,
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(field_err(
+                    &format!("metadata.{map}"),
+                    "a map of strings",
+                    other,
+                ));
+            }
+        }
+    }
+    match obj.get("spec") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(spec)) => match spec.get("config") {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(field_err(
+                    "spec.config",
+                    "a string holding the CNI config as JSON",
+                    other,
+                ));
+            }
+        },
+        Some(other) => return Err(field_err("spec", "an object", other)),
+    }
     Ok(())
 }

@@ -103,7 +103,11 @@ impl KubeApi for LocalApi {
     ) -> Result<NetworkAttachmentDefinition, KubeError> {
         let what = format!("get NetworkAttachmentDefinition {namespace}/{name}");
         match self.index() {
-            Err(e) => Err(KubeError::Other {
+            Err(e) if e.is_io() => Err(KubeError::Other {
+                what,
+                message: format!("local mode: {e}"),
+            }),
+            Err(e) => Err(KubeError::InvalidManifest {
                 what,
                 message: format!("local mode: {e}"),
             }),

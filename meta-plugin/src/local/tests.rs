@@ -150,6 +150,59 @@ async fn bad_manifest_is_an_error_naming_the_file() {
     assert!(msg.contains("a.yaml") && msg.contains("b.yml"), "{msg}");
 }
 
+/// A bad manifest is the user's configuration: CNI code 7 with the file and the field named,
+/// not an I/O error (5). A directory that cannot be read stays an I/O error.
+#[tokio::test]
+async fn bad_manifest_is_invalid_config_naming_the_file_and_the_field() {
+    use plexus_delegates::cni::{CniError, ErrorCode};
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "config-as-mapping.yaml",
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: m\nspec:\n  config:\n    type: macvlan\n",
+            "spec.config: must be a string holding the CNI config as JSON, got an object",
+        ),
+        (
+            "numeric-annotation.yaml",
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: m\n  annotations:\n    k8s.v1.cni.cncf.io/resourceName: 5\n",
+            "metadata.annotations[\"k8s.v1.cni.cncf.io/resourceName\"]: must be a string",
+        ),
+        (
+            "spec-list.json",
+            r#"{"apiVersion":"k8s.cni.cncf.io/v1","kind":"NetworkAttachmentDefinition","metadata":{"name":"m"},"spec":["x"]}"#,
+            "field spec: must be an object, got a list",
+        ),
+        (
+            "list-item.json",
+            r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"k8s.cni.cncf.io/v1","kind":"NetworkAttachmentDefinition","metadata":{"name":"m","namespace":7}}]}"#,
+            "items[0]: NetworkAttachmentDefinition field metadata.namespace: must be a string, got a number",
+        ),
+        (
+            "bad.yaml",
+            "apiVersion: v1\nkind: [unclosed\n",
+            "invalid YAML",
+        ),
+    ];
+    for (file, body, field) in cases {
+        let tmp = nad_dir(&[(file, body)]);
+        let e = api(&tmp).get_nad("default", "m").await.unwrap_err();
+        assert_eq!(e.cni_code(), ErrorCode::InvalidConfig, "{file}: {e}");
+        let cni = CniError::from(e);
+        assert_eq!(cni.code, 7, "{file}: {cni}");
+        assert!(cni.msg.contains(file), "{file}: {cni}");
+        assert!(cni.msg.contains(field), "{file}: {cni}");
+    }
+    // A NAD defined twice is a configuration error too.
+    let tmp = nad_dir(&[("a.yaml", YAML_MULTI), ("b.yaml", YAML_MULTI)]);
+    let e = api(&tmp).get_nad("default", "m").await.unwrap_err();
+    assert_eq!(e.cni_code(), ErrorCode::InvalidConfig, "{e}");
+    // nadDir that is not a directory: the manifests cannot be read (I/O, 5).
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("nads"), "a file").unwrap();
+    let e = api(&tmp).get_nad("default", "m").await.unwrap_err();
+    assert_eq!(e.cni_code(), ErrorCode::Io, "{e}");
+    assert!(e.to_string().contains("nads"), "{e}");
+}
+
 #[tokio::test]
 async fn get_pod_says_local_mode_has_no_api_server() {
     let tmp = nad_dir(&[]);
