@@ -139,6 +139,11 @@ fn run(req: &Request) -> Outcome {
 }
 
 fn main() -> ExitCode {
+    // `plexus install ...`: the node DaemonSet's entrypoint. A container runtime never passes
+    // arguments to a CNI plugin, so the CNI path below is reached exactly as before.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "install") {
+        return install_main();
+    }
     let mut stdin = Vec::new();
     let outcome = match std::io::stdin().read_to_end(&mut stdin) {
         Err(e) => failure(CniError::io(format!("cannot read stdin: {e}"))),
@@ -152,6 +157,19 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `plexus install`: clap-parsed flags, errors reported here.
+fn install_main() -> ExitCode {
+    use clap::Parser;
+    let args = plexus::install::InstallArgs::parse_from(std::env::args_os().skip(1));
+    match plexus::install::main(args).context("plexus install") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
