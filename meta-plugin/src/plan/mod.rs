@@ -11,19 +11,27 @@
 //! (each NAD fetched once per plan), `ifname` (interface names and duplicates), `capability`
 //! (selection → runtimeConfig / CNI_ARGS / `args.cni`), `default_route` (one gateway per family),
 //! `validate` (the whole plan, before any side effect).
+//!
+//! [`assign_devices`] is the second planning step of an ADD, after [`build_plan`]: the devices
+//! kubelet allocated to the pod, handed out to the attachments whose NAD names a
+//! `k8s.v1.cni.cncf.io/resourceName` (kubelet is asked only when one does).
 
 mod annotations;
 pub mod attachment;
 mod build;
 mod capability;
 mod default_route;
+mod devices;
 mod ifname;
 mod nad_cache;
 mod validate;
 
+#[cfg(test)]
+mod devices_tests;
 #[cfg(test)]
 mod tests;
 
 pub use annotations::{POD_ANNOTATIONS_KEY, pod_annotations_from_runtime_config};
 pub use attachment::{Attachment, Delegate, Plan};
 pub use build::{PlanInput, build_plan};
+pub use devices::assign_devices;
