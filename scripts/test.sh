@@ -13,6 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "format and lint gates"
 cargo fmt --all -- --check
+# every shell script of the repository (CI, tests, examples)
+find . -name '*.sh' -not -path './target/*' -not -path './.git/*' -print0 | xargs -0 shellcheck .ci/run
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "build every binary (the end-to-end suites execute them)"
