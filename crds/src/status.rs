@@ -151,7 +151,8 @@ impl DeviceInfo {
     }
 }
 
-/// The `pci` section of [`DeviceInfo`].
+/// The `pci` section of [`DeviceInfo`]. Fields in the order of the NPWG client's Go struct
+/// (every one optional, omitted when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PciDevice {
@@ -179,9 +180,16 @@ pub struct PciDevice {
         deserialize_with = "null_as_default"
     )]
     pub pf_pci_address: String,
+    /// The VF representor netdev on the host (switchdev mode); device-info spec 1.1.0.
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub representor_device: String,
 }
 
-/// The `vdpa` section of [`DeviceInfo`].
+/// The `vdpa` section of [`DeviceInfo`], in the Go struct's field order.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct VdpaDevice {
@@ -215,6 +223,13 @@ pub struct VdpaDevice {
         deserialize_with = "null_as_default"
     )]
     pub pf_pci_address: String,
+    /// The VF representor netdev on the host (switchdev mode); device-info spec 1.1.0.
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub representor_device: String,
 }
 
 /// The `vhost-user` section of [`DeviceInfo`].

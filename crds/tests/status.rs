@@ -1,7 +1,7 @@
 //! The network-status annotation: golden bytes (COMPAT §4) and round trips of real API bodies.
 
 use plexus_crds::{
-    DeviceInfo, Dns, NETWORK_STATUS_ANNOTATION, NetworkStatus, parse_network_status,
+    DeviceInfo, Dns, NETWORK_STATUS_ANNOTATION, NetworkStatus, VdpaDevice, parse_network_status,
     write_network_status,
 };
 
@@ -122,7 +122,8 @@ fn device_info_sections() {
             "driver": "vhost",
             "path": "/dev/vhost-vdpa-1",
             "pci-address": "0000:65:00.3",
-            "pf-pci-address": "0000:65:00.0"
+            "pf-pci-address": "0000:65:00.0",
+            "representor-device": "eth5"
         }
     }
 },{
@@ -146,7 +147,8 @@ fn device_info_sections() {
             "pci-address": "0000:03:02.1",
             "vhost-net": "/dev/vhost-net",
             "rdma-device": "mlx5_3",
-            "pf-pci-address": "0000:03:00.0"
+            "pf-pci-address": "0000:03:00.0",
+            "representor-device": "pf0vf1"
         }
     }
 },{
@@ -185,7 +187,105 @@ fn device_info_sections() {
             .rdma_device,
         "mlx5_3"
     );
+    assert_eq!(
+        parsed[0]
+            .device_info
+            .as_ref()
+            .unwrap()
+            .vdpa
+            .as_ref()
+            .unwrap()
+            .representor_device,
+        "eth5"
+    );
+    assert_eq!(
+        parsed[2]
+            .device_info
+            .as_ref()
+            .unwrap()
+            .pci
+            .as_ref()
+            .unwrap()
+            .representor_device,
+        "pf0vf1"
+    );
     assert_eq!(write_network_status(&parsed).unwrap(), value);
+}
+
+/// `representor-device` (device-info spec 1.1.0) written from the typed value, byte for byte:
+/// last in its section, after `pf-pci-address`, and omitted when empty.
+#[test]
+fn representor_device_is_written_last_and_omitted_when_empty() {
+    let mut pci = DeviceInfo::pci("0000:03:02.1");
+    if let Some(p) = pci.pci.as_mut() {
+        p.pf_pci_address = "0000:03:00.0".into();
+        p.representor_device = "eth3".into();
+    }
+    let vdpa = DeviceInfo {
+        device_type: "vdpa".into(),
+        version: "1.1.0".into(),
+        vdpa: Some(VdpaDevice {
+            parent_device: "vdpa:0000:65:00.3".into(),
+            driver: "virtio".into(),
+            representor_device: "eth7".into(),
+            ..VdpaDevice::default()
+        }),
+        ..DeviceInfo::default()
+    };
+    let statuses = [
+        NetworkStatus {
+            name: "ns/vf".into(),
+            device_info: Some(pci),
+            ..NetworkStatus::default()
+        },
+        NetworkStatus {
+            name: "ns/vdpa".into(),
+            device_info: Some(vdpa),
+            ..NetworkStatus::default()
+        },
+        NetworkStatus {
+            name: "ns/plain".into(),
+            device_info: Some(DeviceInfo::pci("0000:03:02.2")),
+            ..NetworkStatus::default()
+        },
+    ];
+    let want = r#"[{
+    "name": "ns/vf",
+    "dns": {},
+    "device-info": {
+        "type": "pci",
+        "version": "1.1.0",
+        "pci": {
+            "pci-address": "0000:03:02.1",
+            "pf-pci-address": "0000:03:00.0",
+            "representor-device": "eth3"
+        }
+    }
+},{
+    "name": "ns/vdpa",
+    "dns": {},
+    "device-info": {
+        "type": "vdpa",
+        "version": "1.1.0",
+        "vdpa": {
+            "parent-device": "vdpa:0000:65:00.3",
+            "driver": "virtio",
+            "representor-device": "eth7"
+        }
+    }
+},{
+    "name": "ns/plain",
+    "dns": {},
+    "device-info": {
+        "type": "pci",
+        "version": "1.1.0",
+        "pci": {
+            "pci-address": "0000:03:02.2"
+        }
+    }
+}]"#;
+    assert_eq!(write_network_status(&statuses).unwrap(), want);
+    assert_eq!(parse_network_status(want).unwrap(), statuses);
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //!   a second DEL is fine.
 //! - An ADD after an interrupted ADD undoes the leftovers first; an ADD after a completed one is
 //!   refused and changes nothing.
-//! - `retryDeleteOnError`: what a DEL whose delegate fails keeps for the runtime's retry.
+//! - `retryDeleteOnError`: what a DEL whose delegate fails keeps for the runtime's retry (`true`)
+//!   or moves to the orphan area (`false`, and `true` with "no such file or directory"), and GC
+//!   deleting orphans once the delegate works again.
 //!
 //! Needs root and the reference plugins in `/usr/lib/cni`; skips with the reason otherwise.
 
@@ -22,6 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use local_env::{Env, REF_BIN, text};
+use plexus_delegates::netns::fixture::TestNetns;
 use serde_json::{Value, json};
 
 const SIGKILL: i32 = 9;
@@ -325,9 +328,15 @@ fn flaky_delegate(env: &Env) -> String {
     )
 }
 
-/// ADD eth0 + macvlan-a + the flaky NAD (net2) with `retryDeleteOnError` set as given; then
-/// the first DEL, with the flaky DEL failing as `mode` says.
-fn add_then_failing_del(env: &Env, cid: &str, retry: Option<bool>, mode: &str) -> (String, Value) {
+/// ADD eth0 + macvlan-a + the flaky NAD (net2) into `sandbox` with `retryDeleteOnError` set as
+/// given; then the first DEL, with the flaky DEL failing as `mode` says.
+fn add_then_failing_del(
+    env: &Env,
+    cid: &str,
+    sandbox: &TestNetns,
+    retry: Option<bool>,
+    mode: &str,
+) -> (String, Value) {
     env.write_script("flakyplug", &flaky_delegate(env));
     env.write_nad("flaky", "flakyplug", "up0", "10.98.4.0/24");
     let mut config = env.config_json("macvlan-a,flaky");
@@ -337,10 +346,10 @@ fn add_then_failing_del(env: &Env, cid: &str, retry: Option<bool>, mode: &str) -
     }
     let config = config.to_string();
     std::fs::write(env.p("del-mode"), "ok").unwrap();
-    let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
+    let out = env.plexus("ADD", cid, Some(sandbox.path()), &config);
     assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
     std::fs::write(env.p("del-mode"), mode).unwrap();
-    let out = env.plexus("DEL", cid, Some(env.pod.path()), &config);
+    let out = env.plexus("DEL", cid, Some(sandbox.path()), &config);
     assert!(!out.status.success(), "{}", text(&out));
     let err: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
@@ -348,7 +357,11 @@ fn add_then_failing_del(env: &Env, cid: &str, retry: Option<bool>, mode: &str) -
         "{err}"
     );
     // Every other attachment was deleted anyway.
-    assert_eq!(links_but_lo(env), vec!["net2"]);
+    let links: Vec<String> = pod_state::pod_links(sandbox)
+        .into_iter()
+        .filter(|l| l != "lo")
+        .collect();
+    assert_eq!(links, vec!["net2"]);
     assert_eq!(env.leases().len(), 1, "{:?}", env.leases());
     (config, err)
 }
@@ -361,6 +374,50 @@ fn flaky_dels(env: &Env) -> usize {
         .count()
 }
 
+/// The runtime's GC (CNI 1.1.0) with no attachment in use.
+fn gc_nothing_valid(env: &Env, config: &str) {
+    let mut gc: Value = serde_json::from_str(config).unwrap();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let out = env.plexus("GC", "", None, &gc.to_string());
+    assert!(
+        out.status.success(),
+        "GC: {}\nlog:\n{}",
+        text(&out),
+        env.log()
+    );
+}
+
+/// Asserts that the DEL error names the orphan file and that it holds net2's record.
+fn assert_orphaned(env: &Env, cid: &str, err: &Value, when: &str) {
+    let orphan = env.orphan_dir(cid).join("2-net2.json");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.contains(&orphan.display().to_string()) && msg.contains("GC"),
+        "{when}: the error does not say where the record is: {err}"
+    );
+    assert!(
+        !env.journal_dir(cid).exists(),
+        "{when}: {:?}",
+        env.journal_files(cid)
+    );
+    assert_eq!(env.orphan_files(cid), vec!["2-net2.json"], "{when}");
+    let rec: Value = serde_json::from_str(&std::fs::read_to_string(&orphan).unwrap()).unwrap();
+    assert_eq!(
+        rec["attachment"]["network"], "default/flaky",
+        "{when}: {rec}"
+    );
+    assert_eq!(rec["attachment"]["ifname"], "net2", "{when}: {rec}");
+    assert_eq!(rec["invocation"]["container_id"], cid, "{when}: {rec}");
+    assert_eq!(rec["state"], "added", "{when}: {rec}");
+    // Nothing is journaled any more, so the sandbox's status file went with the DEL.
+    assert!(!env.status_path().exists(), "{when}");
+    assert!(
+        env.log().contains(&orphan.display().to_string()),
+        "{when}: the log does not name the orphan file"
+    );
+}
+
 #[test]
 fn retry_delete_on_error_keeps_the_failed_record_for_the_runtimes_retry() {
     let Some(env) =
@@ -369,9 +426,18 @@ fn retry_delete_on_error_keeps_the_failed_record_for_the_runtimes_retry() {
         return;
     };
     let cid = cid("retry-true");
-    let (config, _) = add_then_failing_del(&env, &cid, Some(true), "fail");
-    // Only the failed attachment's record is left (the others are not retried).
+    let (config, err) = add_then_failing_del(&env, &cid, &env.pod, Some(true), "fail");
+    // Only the failed attachment's record is left (the others are not retried), in the journal.
     assert_eq!(env.journal_files(&cid), vec!["2-net2.json", "lock"]);
+    assert!(!env.orphan_dir(&cid).exists());
+    let kept = env.journal_dir(&cid).join("2-net2.json");
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} is kept in the journal", kept.display())),
+        "{err}"
+    );
     assert_eq!(flaky_dels(&env), 1);
     // The runtime retries; the delegate works again.
     std::fs::write(env.p("del-mode"), "ok").unwrap();
@@ -384,13 +450,14 @@ fn retry_delete_on_error_keeps_the_failed_record_for_the_runtimes_retry() {
 }
 
 #[test]
-fn retry_delete_on_error_drops_a_record_whose_del_says_no_such_file() {
-    let Some(env) = Env::new("retry_delete_on_error_drops_a_record_whose_del_says_no_such_file")
+fn retry_delete_on_error_orphans_a_record_whose_del_says_no_such_file() {
+    let Some(env) = Env::new("retry_delete_on_error_orphans_a_record_whose_del_says_no_such_file")
     else {
         return;
     };
     let cid = cid("retry-enoent");
-    let (config, err) = add_then_failing_del(&env, &cid, Some(true), "enoent");
+    let sandbox = TestNetns::new("pxs");
+    let (config, err) = add_then_failing_del(&env, &cid, &sandbox, Some(true), "enoent");
     assert!(
         err["msg"]
             .as_str()
@@ -398,55 +465,71 @@ fn retry_delete_on_error_drops_a_record_whose_del_says_no_such_file() {
             .contains("no such file or directory"),
         "{err}"
     );
-    // As Multus does: the runtime takes that error as done and never retries, so nothing is
-    // kept for a retry.
-    assert!(
-        !env.journal_dir(&cid).exists(),
-        "{:?}",
-        env.journal_files(&cid)
-    );
-    assert!(!env.status_path().exists());
-    let out = env.plexus("DEL", &cid, None, &config);
-    assert!(out.status.success(), "{}", text(&out));
+    // The runtime takes that error as done and never retries (why Multus drops its cache):
+    // the record leaves the journal, but as an orphan, not dropped.
+    assert_orphaned(&env, &cid, &err, "enoent");
     assert_eq!(flaky_dels(&env), 1);
+    // The sandbox goes away, the delegate works again: GC deletes the orphan.
+    drop(sandbox);
+    std::fs::write(env.p("del-mode"), "ok").unwrap();
+    gc_nothing_valid(&env, &config);
+    assert_eq!(flaky_dels(&env), 2, "GC did not run the orphan's DEL");
+    env.assert_nothing_left(&cid, "after GC");
 }
 
 #[test]
-fn without_retry_delete_on_error_a_failed_del_is_reported_once_and_not_retried() {
+fn without_retry_delete_on_error_a_failed_del_is_orphaned_and_gc_deletes_it() {
     let Some(env) =
-        Env::new("without_retry_delete_on_error_a_failed_del_is_reported_once_and_not_retried")
+        Env::new("without_retry_delete_on_error_a_failed_del_is_orphaned_and_gc_deletes_it")
     else {
         return;
     };
     for (tag, retry) in [("unset", None), ("false", Some(false))] {
         let cid = cid(&format!("retry-{tag}"));
-        let (config, _) = add_then_failing_del(&env, &cid, retry, "fail");
-        // Multus's default: the DEL fails, the journal goes anyway, the retry is a no-op.
-        assert!(
-            !env.journal_dir(&cid).exists(),
-            "{tag}: {:?}",
-            env.journal_files(&cid)
-        );
-        assert!(!env.status_path().exists(), "{tag}");
+        let sandbox = TestNetns::new("pxs");
         let dels = flaky_dels(&env);
-        std::fs::write(env.p("del-mode"), "ok").unwrap();
-        let out = env.plexus("DEL", &cid, Some(env.pod.path()), &config);
+        let (config, err) = add_then_failing_del(&env, &cid, &sandbox, retry, "fail");
+        // Multus's default: the DEL fails, the record leaves the journal (moved, not dropped).
+        assert_orphaned(&env, &cid, &err, tag);
+        assert_eq!(flaky_dels(&env), dels + 1, "{tag}");
+
+        // The runtime's retry: the orphan is tried first and fails again, which does not fail
+        // the DEL (nothing is journaled); the orphan stays.
+        let out = env.plexus("DEL", &cid, Some(sandbox.path()), &config);
         assert!(out.status.success(), "{tag}: {}", text(&out));
         assert_eq!(
             flaky_dels(&env),
-            dels,
-            "{tag}: the delegate DEL was retried"
+            dels + 2,
+            "{tag}: the orphan was not retried"
         );
-        // What the delegate did not delete is left (and logged): clean it for the next round.
+        assert_eq!(env.orphan_files(&cid), vec!["2-net2.json"], "{tag}");
         assert!(
+            env.log().contains("the orphan file stays for GC"),
+            "{tag}: {}",
             env.log()
-                .contains("whatever the delegate did not delete is left behind"),
-            "{tag}"
         );
-        env.pod.run_ok("ip", &["link", "del", "net2"]);
-        for lease in env.leases() {
-            std::fs::remove_file(env.p("ipam").join(lease)).unwrap();
-        }
+        // CHECK of the gone sandbox knows nothing of it; orphans are not attachments.
+        let out = env.plexus("CHECK", &cid, Some(sandbox.path()), &config);
+        let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(check["code"], 3, "{tag}: {check}");
+
+        // The sandbox goes away, the delegate works again: GC deletes the orphan.
+        drop(sandbox);
+        std::fs::write(env.p("del-mode"), "ok").unwrap();
+        gc_nothing_valid(&env, &config);
+        assert_eq!(
+            flaky_dels(&env),
+            dels + 3,
+            "{tag}: GC did not run the orphan's DEL"
+        );
+        assert!(
+            env.log().contains("orphaned attachment deleted"),
+            "{tag}: {}",
+            env.log()
+        );
         env.assert_nothing_left(&cid, tag);
+        // A GC with nothing left to do is fine.
+        gc_nothing_valid(&env, &config);
+        assert_eq!(flaky_dels(&env), dels + 3, "{tag}");
     }
 }

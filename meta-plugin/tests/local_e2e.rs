@@ -9,6 +9,7 @@ mod local_env;
 mod pod_state;
 
 use local_env::{Env, text};
+use plexus_delegates::netns::fixture::TestNetns;
 use serde_json::{Value, json};
 
 #[test]
@@ -229,13 +230,35 @@ fn corrupt_record_is_reported_and_the_others_are_still_deleted() {
         vec!["net1"]
     );
     assert_eq!(env.leases().len(), 1, "{:?}", env.leases());
-    let mut left: Vec<String> = std::fs::read_dir(&jdir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    assert_eq!(left, vec!["1-net1.json", "lock"]);
+    // retryDeleteOnError is off: the corrupt record cannot be run, so it leaves the journal for
+    // the orphan area (kept, byte for byte, for an operator), and the runtime's retry succeeds.
+    let orphan = env.orphan_dir(cid).join("1-net1.json");
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap()
+            .contains(&orphan.display().to_string()),
+        "{err}"
+    );
+    assert!(!jdir.exists(), "{:?}", env.journal_files(cid));
+    assert_eq!(
+        std::fs::read(&orphan).unwrap(),
+        b"{\"version\": 1, \"index\""
+    );
+    let out = env.plexus("DEL", cid, None, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    // GC keeps reporting it: nothing can delete what it described.
+    let mut gc: Value = serde_json::from_str(&config).unwrap();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let out = env.plexus("GC", "", None, &gc.to_string());
+    assert!(!out.status.success(), "{}", text(&out));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        err["msg"].as_str().unwrap().contains("1-net1.json"),
+        "{err}"
+    );
+    assert!(orphan.exists());
 }
 
 #[test]
@@ -326,4 +349,62 @@ fn bad_nad_manifest_is_invalid_config_naming_file_and_field_and_attaches_nothing
     assert_eq!(env.pod_links(), vec!["lo"]);
     assert!(env.leases().is_empty(), "{:?}", env.leases());
     assert!(!env.journal_dir(cid).exists());
+}
+
+#[test]
+fn del_of_an_old_sandbox_leaves_the_new_sandboxs_status_file() {
+    let Some(env) = Env::new("del_of_an_old_sandbox_leaves_the_new_sandboxs_status_file") else {
+        return;
+    };
+    let old = "0107cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    let new = "0207cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    let config = env.config("macvlan-a");
+    // The pod's sandbox is re-created (same pod, new container id and netns) before the runtime
+    // got round to the old sandbox's DEL.
+    let newer = TestNetns::new("pxq");
+    let out = env.plexus("ADD", old, Some(env.pod.path()), &config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    let out = env.plexus("ADD", new, Some(newer.path()), &config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    let new_status = std::fs::read_to_string(env.status_path()).unwrap();
+    let new_eth0 = pod_state::addr(&newer, "eth0");
+    let new_ip = new_eth0
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        new_status.contains(&format!("\"{new_ip}\"")),
+        "{new_status}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.status_owner_path()).unwrap(),
+        new
+    );
+
+    // The old sandbox's DEL: its attachments go, the new sandbox's status file stays.
+    let out = env.plexus("DEL", old, Some(env.pod.path()), &config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    assert_eq!(env.pod_links(), vec!["lo"]);
+    assert!(!env.journal_dir(old).exists());
+    assert_eq!(
+        std::fs::read_to_string(env.status_path()).unwrap(),
+        new_status
+    );
+    assert!(
+        env.log().contains("belongs to a newer sandbox"),
+        "{}",
+        env.log()
+    );
+
+    // The new sandbox's DEL removes it.
+    let out = env.plexus("DEL", new, Some(newer.path()), &config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    assert_eq!(pod_state::pod_links(&newer), vec!["lo"]);
+    env.assert_nothing_left(new, "after both DELs");
+    env.assert_nothing_left(old, "after both DELs");
 }

@@ -1,22 +1,31 @@
 //! The device-plugin hand-off against a fake kubelet serving the PodResources API on a real unix
-//! socket: planning an ADD for a pod with SR-IOV NADs (type `sriov`, `resourceName` annotation)
-//! yields the VFs kubelet reports for the pod, with `Get` and with the `List` fallback; the
-//! device plugin's device-info reaches the network-status entry.
+//! socket.
+//!
+//! - End to end: the built `plexus` binary, run as containerd runs it (local mode, the test bed
+//!   of [`local_env`]), ADDs a pod whose NAD names `k8s.v1.cni.cncf.io/resourceName`: the
+//!   delegate (an exec'd script standing in for sriov, which needs SR-IOV hardware; it records
+//!   its stdin) gets the VF kubelet reports for the pod as `deviceID`, `pciBusID` and
+//!   `runtimeConfig.deviceID`, and the device-info file path; network-status carries the device
+//!   plugin's device-info; DEL removes the meta-plugin's device-info file. A pod that got no
+//!   device of the resource is a clear CNI error and nothing is attached.
+//! - Planning (`build_plan` then `assign_devices`, as ADD plans) for pods with SR-IOV NADs
+//!   (type `sriov`): `Get`, the `List` fallback, too few VFs, no kubelet.
 
 #![allow(clippy::unwrap_used)]
+
+mod local_env;
+mod pod_state;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use plexus::cmd::network_status::network_statuses;
+use local_env::{Env, text};
 use plexus::config::PlexusConfig;
-use plexus::devinfo::DeviceInfoDir;
 use plexus::kube::PodRef;
 use plexus::local::LocalApi;
 use plexus::plan::{Plan, PlanInput, assign_devices, build_plan};
 use plexus::podresources::KubeletPodResources;
-use plexus_crds::write_network_status;
-use plexus_delegates::cni::{CniResult, ErrorCode};
+use plexus_delegates::cni::ErrorCode;
 use plexus_kubelet_api::podresources::pod_resources_lister_server::{
     PodResourcesLister, PodResourcesListerServer,
 };
@@ -155,6 +164,238 @@ fn pod() -> PodRef {
     }
 }
 
+/// The end-to-end bed: [`Env`] (eth0 through the reference bridge, `macvlan-a` on the node's
+/// uplink) plus a VF network `vf-net` whose NAD names [`RESOURCE`], served by the exec'd
+/// `vfstub` delegate, a fake kubelet whose `Get` reports `pods`, and the device plugin's
+/// device-info file for [`VF`].
+struct VfBed {
+    env: Env,
+    /// Keeps the fake kubelet serving while plexus runs.
+    _rt: tokio::runtime::Runtime,
+    kubelet: FakeKubelet,
+    config: String,
+}
+
+/// The VF the fake kubelet allocates to the pod, and the device plugin's file for it (a
+/// switchdev VF: with its PF and representor, device-info spec 1.1.0).
+const VF: &str = "0000:03:02.1";
+const DP_FILE: &str = r#"{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:03:02.1","pf-pci-address":"0000:03:00.0","representor-device":"eth3"}}"#;
+
+impl VfBed {
+    fn new(test: &str, pods: Vec<PodResources>) -> Option<VfBed> {
+        let env = Env::new(test)?;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let kubelet = kubelet(true, pods);
+        let sock = {
+            let _in_rt = rt.enter();
+            kubelet.serve(env.tmp.path())
+        };
+        // A stand-in for sriov (which needs SR-IOV hardware): records its stdin per verb and,
+        // at ADD, which meta-plugin device-info files exist; answers ADD with a result for the
+        // requested interface.
+        let rec = env.p("rec");
+        std::fs::create_dir_all(&rec).unwrap();
+        env.write_script(
+            "vfstub",
+            &format!(
+                "#!/bin/sh\n\
+                 # test delegate: records its stdin, answers ADD for a VF\n\
+                 cat > {rec}/$CNI_COMMAND.json\n\
+                 if [ \"$CNI_COMMAND\" = ADD ]; then\n\
+                 \tls {devinfo}/cni > {rec}/devinfo-at-add 2>&1\n\
+                 \tprintf '{{\"cniVersion\":\"1.0.0\",\"interfaces\":[{{\"name\":\"%s\",\"mac\":\"ce:d8:06:08:e6:3f\",\"mtu\":1500,\"sandbox\":\"%s\"}}],\"ips\":[{{\"address\":\"10.56.217.171/24\",\"interface\":0}}],\"dns\":{{}}}}' \"$CNI_IFNAME\" \"$CNI_NETNS\"\n\
+                 fi\n",
+                rec = rec.display(),
+                devinfo = env.p("devinfo").display(),
+            ),
+        );
+        let delegate = json!({
+            "cniVersion": "1.0.0", "name": "vf-net", "type": "vfstub", "vlan": 1000,
+            "capabilities": {"deviceID": true, "CNIDeviceInfoFile": true}
+        });
+        let nad = json!({
+            "apiVersion": "k8s.cni.cncf.io/v1",
+            "kind": "NetworkAttachmentDefinition",
+            "metadata": {
+                "name": "vf-net", "namespace": "default",
+                "annotations": {"k8s.v1.cni.cncf.io/resourceName": RESOURCE}
+            },
+            "spec": {"config": delegate.to_string()}
+        });
+        std::fs::write(env.p("nads/vf-net.json"), nad.to_string()).unwrap();
+        let dp = env.p("devinfo/dp/intel.com-sriov_netdevice-0000:03:02.1-device.json");
+        std::fs::create_dir_all(dp.parent().unwrap()).unwrap();
+        std::fs::write(&dp, DP_FILE).unwrap();
+        let mut config = env.config_json("macvlan-a,vf-net");
+        config["binDir"] = json!(env.p("bin"));
+        config["podResourcesSocket"] = json!(sock);
+        config["deviceInfoDir"] = json!(env.p("devinfo"));
+        Some(VfBed {
+            env,
+            _rt: rt,
+            kubelet,
+            config: config.to_string(),
+        })
+    }
+
+    /// What the delegate got on stdin for `verb`.
+    fn stdin(&self, verb: &str) -> Value {
+        let path = self.env.p(&format!("rec/{verb}.json"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// The meta-plugin's device-info file of the VF attachment (net2) of sandbox `cid`.
+    fn cni_devinfo(&self, cid: &str) -> PathBuf {
+        self.env
+            .p(&format!("devinfo/cni/default-vf-net-{cid}_net2"))
+    }
+}
+
+#[test]
+fn add_of_the_plexus_binary_hands_the_pods_vf_to_the_delegate_and_reports_its_device_info() {
+    let Some(bed) = VfBed::new(
+        "add_of_the_plexus_binary_hands_the_pods_vf_to_the_delegate_and_reports_its_device_info",
+        vec![
+            pod_with_vfs("default", "other-pod", &["0000:03:02.7"]),
+            pod_with_vfs("default", local_env::POD, &[VF]),
+        ],
+    ) else {
+        return;
+    };
+    let env = &bed.env;
+    let cid = "5b2c8e1f9d0c4f6a8e3b7c1d2a4f6e8b0c2d4f6a8b0c2e4f6a8b0c2d4e6f8a0b";
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &bed.config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    assert_eq!(bed.kubelet.calls(), ["Get"], "one Get for the pod");
+
+    // The delegate got the pod's VF as deviceID and pciBusID, in runtimeConfig (it declares
+    // the capability), with its own keys, and the path of its device-info file.
+    let add = bed.stdin("ADD");
+    let file = bed.cni_devinfo(cid);
+    assert_eq!(add["deviceID"], VF, "{add}");
+    assert_eq!(add["pciBusID"], VF, "{add}");
+    assert_eq!(add["vlan"], 1000, "{add}");
+    assert_eq!(
+        add["runtimeConfig"],
+        json!({"deviceID": VF, "CNIDeviceInfoFile": file}),
+        "{add}"
+    );
+    // The device-info file existed before the delegate ran: a byte copy of the device plugin's.
+    assert_eq!(
+        std::fs::read_to_string(env.p("rec/devinfo-at-add"))
+            .unwrap()
+            .trim(),
+        file.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), DP_FILE);
+    // The other networks got no device.
+    let net1: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.journal_dir(cid).join("1-net1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(net1["attachment"]["runtime_config"], json!({}), "{net1}");
+    assert!(net1.get("device_info_file").is_none(), "{net1}");
+    let net2: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.journal_dir(cid).join("2-net2.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(net2["device_info_file"], json!(file), "{net2}");
+
+    // network-status carries the device plugin's device-info (COMPAT §4 bytes).
+    let status = std::fs::read_to_string(env.status_path()).unwrap();
+    let parsed = plexus_crds::parse_network_status(&status).unwrap();
+    assert_eq!(
+        parsed
+            .iter()
+            .map(|s| (s.name.as_str(), s.device_info.is_some()))
+            .collect::<Vec<_>>(),
+        [
+            ("cbr0", false),
+            ("default/macvlan-a", false),
+            ("default/vf-net", true)
+        ]
+    );
+    let vf_entry = r#"{
+    "name": "default/vf-net",
+    "interface": "net2",
+    "ips": [
+        "10.56.217.171"
+    ],
+    "mac": "ce:d8:06:08:e6:3f",
+    "mtu": 1500,
+    "dns": {},
+    "device-info": {
+        "type": "pci",
+        "version": "1.1.0",
+        "pci": {
+            "pci-address": "0000:03:02.1",
+            "pf-pci-address": "0000:03:00.0",
+            "representor-device": "eth3"
+        }
+    }
+}]"#;
+    assert!(status.ends_with(vf_entry), "{status}");
+
+    // DEL: the delegate's DEL gets the same VF (from the journal; kubelet is not asked), and the
+    // meta-plugin's device-info file goes; the device plugin's stays.
+    let out = env.plexus("DEL", cid, Some(env.pod.path()), &bed.config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    let del = bed.stdin("DEL");
+    assert_eq!(
+        (&del["deviceID"], &del["pciBusID"]),
+        (&json!(VF), &json!(VF))
+    );
+    assert_eq!(bed.kubelet.calls(), ["Get"]);
+    assert!(!file.exists());
+    assert!(
+        env.p("devinfo/dp/intel.com-sriov_netdevice-0000:03:02.1-device.json")
+            .exists()
+    );
+    env.assert_nothing_left(cid, "after DEL");
+}
+
+#[test]
+fn a_pod_that_got_no_vf_of_the_resource_is_a_cni_error_and_nothing_is_attached() {
+    // kubelet gave the pod a device of another resource only.
+    let mut pod = pod_with_vfs("default", local_env::POD, &["0000:81:00.2"]);
+    pod.containers[0].devices[0].resource_name = "mellanox.com/cx5_sriov".into();
+    let Some(bed) = VfBed::new(
+        "a_pod_that_got_no_vf_of_the_resource_is_a_cni_error_and_nothing_is_attached",
+        vec![pod],
+    ) else {
+        return;
+    };
+    let env = &bed.env;
+    let cid = "6c3d9f2a0e1d4a7b9f4c8d2e3b5a7f9c1d3e5a7b9c1d3f5a7b9c1d3e5f7a9b1c";
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &bed.config);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["code"], 7, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    for part in [
+        "default/pod1",
+        "no device of resource \"intel.com/sriov_netdevice\"",
+        "mellanox.com/cx5_sriov",
+        "\"default/vf-net\" (interface net2)",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing: {err}");
+    }
+    // Nothing attached: planning failed before eth0's delegate ran; the VF delegate never ran.
+    assert_eq!(bed.kubelet.calls(), ["Get"]);
+    assert!(!env.p("rec/ADD.json").exists());
+    assert!(!env.p("devinfo/cni").exists());
+    env.assert_nothing_left(cid, "after the failed ADD");
+    // The pod is told why (local mode: the Event log).
+    let events = std::fs::read_to_string(env.p("cni/events.log")).unwrap();
+    assert!(
+        events.contains("Warning") && events.contains("intel.com/sriov_netdevice"),
+        "{events}"
+    );
+    // The runtime's DEL of the failed sandbox is a no-op.
+    let out = env.plexus("DEL", cid, Some(env.pod.path()), &bed.config);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 /// Local mode: the real SR-IOV NAD body and [`SRIOV_B`] as manifests, the bridge as cluster
 /// network.
 fn setup(tmp: &Path) -> PlexusConfig {
@@ -233,7 +474,7 @@ fn device_of(plan: &Plan, ifname: &str) -> (Option<String>, Vec<(Value, Value)>)
 }
 
 #[tokio::test]
-async fn the_meta_plugin_add_finds_the_vf_the_fake_kubelet_reports_for_the_pod() {
+async fn planning_hands_out_the_vf_the_fake_kubelet_reports_for_the_pod() {
     let tmp = tempfile::tempdir().unwrap();
     let kubelet = kubelet(
         true,
@@ -266,60 +507,7 @@ async fn the_meta_plugin_add_finds_the_vf_the_fake_kubelet_reports_for_the_pod()
         (None, vec![(Value::Null, Value::Null)])
     );
 
-    // ADD, before the sriov delegate runs: the device plugin's file becomes the attachment's.
-    let devinfo = DeviceInfoDir::new(tmp.path().join("devinfo"));
-    let dp = devinfo.dp_file(RESOURCE, "0000:03:02.1");
-    std::fs::create_dir_all(dp.parent().unwrap()).unwrap();
-    std::fs::write(
-        &dp,
-        r#"{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:03:02.1"}}"#,
-    )
-    .unwrap();
-    let container = "5b2c8e1f";
-    devinfo
-        .write_for_attachment(container, sriov)
-        .unwrap()
-        .unwrap();
-    assert!(
-        tmp.path()
-            .join("devinfo/cni/fixtures-sriov-net-a-5b2c8e1f_net2")
-            .exists()
-    );
-
-    // After the delegate: network-status carries the device-info (COMPAT §4 bytes).
-    let result: CniResult = serde_json::from_value(json!({
-        "interfaces": [{"name": "net2", "mac": "ce:d8:06:08:e6:3f", "mtu": 1500, "sandbox": "/run/netns/p"}],
-        "ips": [{"interface": 0, "address": "10.56.217.171/24"}],
-        "dns": {}
-    }))
-    .unwrap();
-    let mut statuses = network_statuses(&[(sriov, &result)]);
-    statuses[0].device_info = devinfo.load_for_attachment(container, sriov).unwrap();
-    assert_eq!(
-        write_network_status(&statuses).unwrap(),
-        r#"[{
-    "name": "fixtures/sriov-net-a",
-    "interface": "net2",
-    "ips": [
-        "10.56.217.171"
-    ],
-    "mac": "ce:d8:06:08:e6:3f",
-    "mtu": 1500,
-    "dns": {},
-    "device-info": {
-        "type": "pci",
-        "version": "1.1.0",
-        "pci": {
-            "pci-address": "0000:03:02.1"
-        }
-    }
-}]"#
-    );
-
-    // DEL removes the attachment's file and leaves the device plugin's.
-    devinfo.remove_for_attachment(container, sriov).unwrap();
-    assert!(!devinfo.attachment_file(container, sriov).unwrap().exists());
-    assert!(dp.exists());
+    // The device-info and the delegate's view: the end-to-end tests above.
 }
 
 #[tokio::test]

@@ -1,20 +1,24 @@
-//! ADD: plan, then (under the container's journal lock, after dealing with an earlier ADD of
-//! the same container, [`super::previous_add`]) for each attachment a durable pending record,
-//! the delegate ADD and the record update; then default routes, network-status with one request,
-//! the completion mark and one Event. Any failure undoes everything ([`super::rollback`]); a
-//! crash leaves records a DEL (or the next ADD) undoes. Each step boundary is a
-//! [`crash_point`].
+//! ADD: plan (then hand out the devices kubelet gave the pod to the NADs that name a
+//! `resourceName`), then (under the container's journal lock, after dealing with an earlier ADD
+//! of the same container, [`super::previous_add`]) for each attachment a durable pending record,
+//! its device-info file (copied from the device plugin's), the delegate ADD and the record
+//! update; then default routes, network-status with one request (carrying the device-info), the
+//! completion mark and one Event. Any failure undoes everything ([`super::rollback`]); a crash
+//! leaves records a DEL (or the next ADD) undoes. Each step boundary is a [`crash_point`].
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use plexus_delegates::cni::{CniError, CniResult, Request};
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::config::{DEFAULT_READINESS_POLL, DEFAULT_READINESS_TIMEOUT};
+use crate::devinfo::{CNI_DEVICE_INFO_FILE_CAPABILITY, DeviceInfoDir};
 use crate::exec::{self, Invocation};
 use crate::journal::{Journal, Record, State};
 use crate::kube::KubeApi;
-use crate::plan::{Attachment, PlanInput, build_plan};
+use crate::plan::{Attachment, PlanInput, assign_devices, build_plan};
+use crate::podresources::KubeletPodResources;
 
 use super::rollback::{Done, Failure};
 use super::{MetaPlugin, crash_point, network_status, parse_config, pod_ref, route};
@@ -43,7 +47,14 @@ impl<K: KubeApi> MetaPlugin<K> {
             net_dir: &self.net_dir,
         };
         let t = Instant::now();
-        let plan = match self.rt.block_on(build_plan(&input, kube)) {
+        // kubelet is asked (and its socket opened) only when some NAD names a resourceName.
+        let kubelet = KubeletPodResources::new(&config.pod_resources_socket);
+        let planned = self.rt.block_on(async {
+            let mut plan = build_plan(&input, kube).await?;
+            assign_devices(&mut plan, &input.pod, &kubelet).await?;
+            Ok::<_, CniError>(plan)
+        });
+        let plan = match planned {
             Ok(plan) => plan,
             Err(e) => {
                 self.warn_plan_failed(&config, &pod, &e);
@@ -64,6 +75,7 @@ impl<K: KubeApi> MetaPlugin<K> {
         let cj = journal.lock(&req.container_id)?;
         crash_point::reached("locked");
         self.clear_previous_add(&config, &pod, &cj, req)?;
+        let devinfo = DeviceInfoDir::new(&config.device_info_dir);
         let mut done: Vec<Done> = Vec::with_capacity(plan.attachments.len());
         for (index, att) in plan.attachments.iter().enumerate() {
             // Read before any side effect of this attachment: the record update needs it.
@@ -78,8 +90,15 @@ impl<K: KubeApi> MetaPlugin<K> {
                     return Err(self.fail_add(&config, &pod, &cj, done, None, failure));
                 }
             };
-            let inv = Invocation::new(req, &config.bin_dir, &config.runtime_config, att);
+            let devinfo_file = devinfo.attachment_file(&req.container_id, att);
+            let inv = Invocation::new(
+                req,
+                &config.bin_dir,
+                &with_device_info_file(&config.runtime_config, devinfo_file.as_deref()),
+                att,
+            );
             let mut record = Record::pending(index, att.clone(), inv);
+            record.device_info_file = devinfo_file;
             let path = match cj.write(&record) {
                 Ok(p) => p,
                 Err(e) => {
@@ -92,6 +111,11 @@ impl<K: KubeApi> MetaPlugin<K> {
                 }
             };
             crash_point::reached_indexed("pending", index);
+            // As in Multus, a device-info file that cannot be copied costs network-status its
+            // device-info, not the attachment.
+            if let Err(e) = devinfo.write_for_attachment(&req.container_id, att) {
+                tracing::warn!(network = %att.network, ifname = %att.ifname, "{e}: no device-info for network-status");
+            }
             let t = Instant::now();
             let result = match exec::add(att, &record.invocation) {
                 Ok((result, _)) => result,
@@ -160,18 +184,36 @@ impl<K: KubeApi> MetaPlugin<K> {
             .iter()
             .map(|d| (&d.record.attachment, &d.result))
             .collect();
-        let statuses = network_status::network_statuses(&pairs);
+        let mut statuses = network_status::network_statuses(&pairs);
+        for (status, d) in statuses.iter_mut().zip(&done) {
+            status.device_info = network_status::device_info(&d.record);
+        }
         let interfaces = network_status::added_interfaces(&pairs);
         if !pod.name.is_empty() {
             let t = Instant::now();
-            if let Err(e) = self.rt.block_on(kube.patch_network_status(&pod, &statuses)) {
+            let claimed = if config.kubeconfig.is_none() {
+                // Local mode: the status file is the pod's; record that this sandbox wrote it.
+                crate::local::LocalApi::from_config(&config)
+                    .claim_status(&pod, &req.container_id)
+                    .map_err(CniError::from)
+            } else {
+                Ok(())
+            };
+            let written = match claimed {
+                Ok(()) => self
+                    .rt
+                    .block_on(kube.patch_network_status(&pod, &statuses))
+                    .map_err(CniError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 return Err(self.fail_add_after_attaching(
                     &config,
                     &pod,
                     &cj,
                     done,
                     "network-status",
-                    e.into(),
+                    e,
                 ));
             }
             tracing::info!(
@@ -205,5 +247,25 @@ impl<K: KubeApi> MetaPlugin<K> {
             "ADD done"
         );
         Ok(cluster)
+    }
+}
+
+/// The runtimeConfig handed to an attachment's plugins: the configuration's, plus the path of
+/// its device-info file under the `CNIDeviceInfoFile` capability when it has one (injected only
+/// into plugins that declare that capability).
+fn with_device_info_file<'a>(
+    runtime_config: &'a Map<String, Value>,
+    file: Option<&std::path::Path>,
+) -> Cow<'a, Map<String, Value>> {
+    match file {
+        None => Cow::Borrowed(runtime_config),
+        Some(path) => {
+            let mut rc = runtime_config.clone();
+            rc.insert(
+                CNI_DEVICE_INFO_FILE_CAPABILITY.to_owned(),
+                Value::String(path.display().to_string()),
+            );
+            Cow::Owned(rc)
+        }
     }
 }

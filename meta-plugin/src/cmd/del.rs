@@ -1,125 +1,156 @@
 //! DEL: the journaled attachments in reverse, never needing the API server, the pod or the NAD.
 //! Best effort: every attachment is tried, every failure reported.
 //!
-//! What becomes of the record of an attachment whose delegate DEL failed follows Multus's
-//! `retryDeleteOnError` (Multus keeps one cache file of delegates per container, read by DEL):
-//! - `false`, the default: Multus removes the cache file after the DEL whatever the delegates
-//!   answered, and returns their errors. Here: every record the DEL tried is removed, the DEL
-//!   fails naming what could not be deleted, and the runtime's retry finds nothing journaled and
-//!   succeeds: a delegate that can never DEL does not keep the sandbox from going away.
-//! - `true`: Multus keeps the cache file when a delegate DEL failed, so the runtime's retry runs
-//!   the delegates again, unless the error says "no such file or directory" (the runtime takes
-//!   that as done and never retries, so the cache would only be left behind). Here: the record of
-//!   each failed attachment is kept (the ones that were deleted are not retried), under the same
-//!   exception.
+//! In every mode a record is removed only after its delegate DEL succeeded. What becomes of the
+//! record of an attachment whose delegate DEL failed follows Multus's `retryDeleteOnError`
+//! (Multus keeps one cache file of delegates per container, read by DEL):
+//! - `false`, the default: Multus removes its cache file after the DEL whatever the delegates
+//!   answered, so that a delegate that can never DEL does not keep the sandbox from going away.
+//!   Here: the failed record is moved out of the container's journal into the orphan area
+//!   (`<cniDir>/orphans/<containerID>/`, see `crate::journal`), the DEL fails naming the
+//!   network and the orphan file, and the runtime's retry finds nothing journaled and succeeds.
+//!   GC retries orphans (and removes each once its delegate DEL succeeded).
+//! - `true`: Multus keeps the cache file when a delegate DEL failed, so the runtime's retry
+//!   runs the delegates again. Here: the failed record stays in the container's journal (the
+//!   attachments that were deleted are not retried). Multus drops its cache anyway when the
+//!   error says "no such file or directory" (the runtime takes that as done and never retries):
+//!   here such a record is moved to the orphan area instead, since the delegate may still hold
+//!   something that GC can release.
 //!
-//! A corrupt record is always kept and reported, naming its file: there is nothing to run its
-//! delegate DEL with, and the file is what an operator needs. GC and the cleanup an ADD does of
-//! an interrupted earlier ADD always keep failed records (nothing waits on them).
+//! A corrupt record cannot be run (there is nothing to run its delegate DEL with); it is
+//! reported naming its file and treated like a failed one: moved to the orphan area with
+//! `false`, kept with `true`. GC and the cleanup an ADD does of an interrupted earlier ADD keep
+//! failed records where they are (nothing waits on them). Every DEL of a container first retries
+//! that container's orphans; their failures are logged and leave them for GC, but do not fail
+//! the DEL.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
 
 use plexus_delegates::cni::{CniError, Request};
 
 use crate::config::PlexusConfig;
-use crate::exec::{self, StepError};
 use crate::journal::{ContainerJournal, Journal, Record};
-use crate::kube::{KubeApi, PodRef};
+use crate::kube::PodRef;
+use crate::local::StatusRemoval;
 
-use super::{MetaPlugin, finish, join_step_errors, parse_config, pod_ref};
+use super::detach::detach;
+use super::orphans::retry_orphans;
+use super::{MetaPlugin, finish, parse_config, pod_ref};
+use crate::kube::KubeApi;
 
-/// What becomes of the record of an attachment whose delegate DEL failed.
+/// What becomes of the record of an attachment whose delegate DEL failed (or that is corrupt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDelFailure {
-    /// Keep it for the next DEL (GC, an ADD undoing an interrupted ADD).
+    /// Keep it where it is, for the next DEL or GC (GC, an ADD undoing an interrupted ADD).
     Keep,
-    /// `retryDeleteOnError: true`: keep it, unless the failure is "no such file or directory".
-    KeepUnlessNoSuchFile,
-    /// `retryDeleteOnError: false` (Multus's default): remove it; the DEL still fails.
-    Drop,
+    /// `retryDeleteOnError: true`: keep it in the container's journal for the runtime's retry;
+    /// move it to the orphan area when the delegate said "no such file or directory".
+    KeepForRetry,
+    /// `retryDeleteOnError: false` (Multus's default): move it to the orphan area; the DEL
+    /// still fails, its retry succeeds.
+    Orphan,
 }
 
 impl OnDelFailure {
     /// The policy of a runtime DEL under the configuration's `retryDeleteOnError`.
     pub fn for_runtime_del(config: &PlexusConfig) -> Self {
         if config.retry_delete_on_error {
-            OnDelFailure::KeepUnlessNoSuchFile
+            OnDelFailure::KeepForRetry
         } else {
-            OnDelFailure::Drop
+            OnDelFailure::Orphan
         }
     }
 
-    /// Whether the record of an attachment whose DEL failed with `errors` is kept.
-    fn keeps(self, errors: &[StepError]) -> bool {
+    /// Whether a failed record goes to the orphan area (`no_such_file`: the delegate said "no
+    /// such file or directory"; `None` for a corrupt record).
+    fn orphans(self, no_such_file: Option<bool>) -> bool {
         match self {
-            OnDelFailure::Keep => true,
-            OnDelFailure::Drop => false,
-            // Go's ENOENT text is lower case, Rust's capitalised.
-            OnDelFailure::KeepUnlessNoSuchFile => !errors.iter().any(|e| {
-                e.to_string()
-                    .to_ascii_lowercase()
-                    .contains("no such file or directory")
-            }),
+            OnDelFailure::Keep => false,
+            OnDelFailure::Orphan => true,
+            OnDelFailure::KeepForRetry => no_such_file == Some(true),
         }
     }
+}
+
+/// What a DEL of one container left undone.
+#[derive(Debug, Default)]
+pub struct DelReport {
+    /// The container's journaled attachments that could not be deleted (and its corrupt
+    /// records): each names the network and where its record is now.
+    pub errors: Vec<String>,
+    /// Its orphaned attachments that could not be deleted again (they stay orphans).
+    pub orphan_errors: Vec<String>,
 }
 
 impl<K: KubeApi> MetaPlugin<K> {
     pub(super) fn cmd_del(&self, req: &Request) -> Result<(), CniError> {
         let config = parse_config(req)?;
         let journal = Journal::new(&config.cni_dir);
-        if !journal.exists(&req.container_id) {
+        let local = config.kubeconfig.is_none();
+        if !journal.exists(&req.container_id) && !journal.has_orphans(&req.container_id) {
             tracing::info!("nothing journaled: DEL is a no-op");
+            // A DEL that crashed after its journal went may have left the status file.
+            if local {
+                remove_local_status(&config, &pod_ref(req), &req.container_id);
+            }
             return Ok(());
         }
-        let errors = del_container(
+        let report = del_container(
             &journal,
             &req.container_id,
             req.netns.clone(),
             |_| true,
             OnDelFailure::for_runtime_del(&config),
         )?;
-        // With nothing journaled any more (all deleted, or dropped), no retry will come for it.
-        if config.kubeconfig.is_none() && !journal.exists(&req.container_id) {
-            remove_local_status(&config, &pod_ref(req));
+        // With nothing journaled any more (all deleted, or orphaned), no retry will come for it.
+        if local && !journal.exists(&req.container_id) {
+            remove_local_status(&config, &pod_ref(req), &req.container_id);
         }
-        finish(errors, "DEL")
+        finish(report.errors, "DEL")
     }
 }
 
-/// Local mode keeps network-status in a file instead of on a pod: a finished DEL removes it, so
-/// nothing of the sandbox is left.
-pub(super) fn remove_local_status(config: &PlexusConfig, pod: &PodRef) {
-    let path = crate::local::LocalApi::from_config(config).status_path(pod);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
+/// Local mode keeps network-status in a file instead of on a pod: a finished DEL removes it,
+/// when it belongs to this sandbox (a newer sandbox of the same pod may have replaced it).
+pub(super) fn remove_local_status(config: &PlexusConfig, pod: &PodRef, container_id: &str) {
+    let api = crate::local::LocalApi::from_config(config);
+    match api.remove_status(pod, container_id) {
+        Ok(StatusRemoval::Removed | StatusRemoval::Absent) => {}
+        Ok(StatusRemoval::OwnedBy(owner)) => tracing::info!(
+            file = %api.status_path(pod).display(),
+            owner,
+            "the pod's network-status file belongs to a newer sandbox: left in place"
+        ),
+        Err(e) => tracing::warn!("{e}"),
     }
 }
 
-/// DELs the journaled attachments of one container selected by `select`, in reverse, going on
-/// after failures ([`del_records`]), then removes the directory when no record is left.
-/// Returns the failures (a corrupt record is one, naming its file).
+/// DELs the attachments of one container selected by `select`: first its orphans
+/// ([`retry_orphans`]), then its journaled records in reverse ([`del_records`]); then removes
+/// the journal directory when no record is left.
 pub fn del_container(
     journal: &Journal,
     container_id: &str,
     netns: Option<PathBuf>,
     select: impl Fn(&Record) -> bool,
     on_failure: OnDelFailure,
-) -> Result<Vec<String>, CniError> {
+) -> Result<DelReport, CniError> {
     let cj = journal.lock(container_id)?;
-    let errors = del_records(&cj, netns, select, on_failure)?;
+    let orphan_errors = retry_orphans(&cj, netns.clone(), &select);
+    let errors = del_records(&cj, netns, &select, on_failure)?;
     cj.remove_if_empty()?;
-    Ok(errors)
+    Ok(DelReport {
+        errors,
+        orphan_errors,
+    })
 }
 
-/// DELs the records of a locked container selected by `select`, in reverse, going on after
-/// failures; removes each record whose delegate DEL succeeded, and each failed one that
-/// `on_failure` does not keep. `netns` is the runtime's current view of the sandbox (`None` on
-/// containerd's second DEL) and replaces the journaled one. Withdraws the completion mark
-/// first when anything is selected. Returns the failures.
+/// DELs the journaled records of a locked container selected by `select`, in reverse, going on
+/// after failures; removes each record whose delegate DEL succeeded and handles each failed
+/// (or corrupt) one as `on_failure` says. `netns` is the runtime's current view of the sandbox
+/// (`None` on containerd's second DEL) and replaces the journaled one. Withdraws the
+/// completion mark first when anything is selected. Returns the failures, each naming where
+/// its record is now.
 pub(super) fn del_records(
     cj: &ContainerJournal,
     netns: Option<PathBuf>,
@@ -128,52 +159,68 @@ pub(super) fn del_records(
 ) -> Result<Vec<String>, CniError> {
     let mut errors = Vec::new();
     let mut selected = Vec::new();
+    let mut corrupt = Vec::new();
     for entry in cj.read_all()?.into_iter().rev() {
         match entry.record {
             Ok(record) if select(&record) => selected.push((entry.path, record)),
             Ok(_) => {}
-            Err(e) => {
-                tracing::error!("{e}");
-                errors.push(e.to_string());
-            }
+            Err(e) => corrupt.push((entry.path, e)),
         }
     }
     if !selected.is_empty() {
         cj.uncommit()?;
+    }
+    for (path, e) in corrupt {
+        let place = place_failed(cj, &path, on_failure.orphans(None));
+        tracing::error!("{e}; {place}");
+        errors.push(format!("{e}; {place}"));
     }
     for (path, record) in selected {
         let att = &record.attachment;
         let mut inv = record.invocation.clone();
         inv.netns = netns.clone();
         let result = record.cni_result().ok().flatten();
-        let t = Instant::now();
-        let errs = exec::del(att, &inv, result.as_ref());
-        if errs.is_empty() {
-            tracing::info!(
-                network = %att.network,
-                ifname = %att.ifname,
-                delegate = att.delegate.first_type(),
-                duration_us = t.elapsed().as_micros() as u64,
-                "detached"
-            );
-            if let Err(e) = cj.remove(&path) {
-                errors.push(e.to_string());
+        let failure = match detach(&record, &inv, result.as_ref()) {
+            Ok(()) => {
+                if let Err(e) = cj.remove(&path) {
+                    errors.push(e.to_string());
+                }
+                continue;
             }
-            continue;
-        }
-        let cause = join_step_errors(&errs);
+            Err(f) => f,
+        };
+        let place = place_failed(cj, &path, on_failure.orphans(Some(failure.no_such_file)));
+        tracing::error!(
+            network = %att.network,
+            ifname = %att.ifname,
+            delegate = att.delegate.first_type(),
+            "DEL failed: {}; {place}",
+            failure.cause
+        );
         errors.push(format!(
-            "network {:?} (interface {}): {cause}",
-            att.network, att.ifname
+            "network {:?} (interface {}): {}; {place}",
+            att.network, att.ifname, failure.cause
         ));
-        if on_failure.keeps(&errs) {
-            tracing::error!(network = %att.network, ifname = %att.ifname, delegate = att.delegate.first_type(), record = %path.display(), "DEL failed, the record is kept for the next DEL: {cause}");
-            continue;
-        }
-        tracing::error!(network = %att.network, ifname = %att.ifname, delegate = att.delegate.first_type(), record = %path.display(), "DEL failed and its record is dropped (retryDeleteOnError is off, as in Multus, or the failure is \"no such file or directory\"): whatever the delegate did not delete is left behind: {cause}");
-        if let Err(e) = cj.remove(&path) {
-            errors.push(e.to_string());
-        }
     }
     Ok(errors)
+}
+
+/// Moves a failed record to the orphan area when `orphan`, else leaves it; says where it is.
+fn place_failed(cj: &ContainerJournal, path: &Path, orphan: bool) -> String {
+    if !orphan {
+        return format!(
+            "its record {} is kept in the journal for the next DEL",
+            path.display()
+        );
+    }
+    match cj.orphan(path) {
+        Ok(moved) => format!(
+            "its record is moved to the orphan file {}, which GC retries (whatever the delegate did not delete stays until then)",
+            moved.display()
+        ),
+        Err(e) => format!(
+            "its record {} stays in the journal: it cannot be moved to the orphan area: {e}",
+            path.display()
+        ),
+    }
 }

@@ -1,5 +1,7 @@
-//! GC: deletes the journaled attachments the runtime's `cni.dev/valid-attachments` no longer
-//! lists, then forwards GC (with that list) to the cluster network.
+//! GC: deletes the journaled and the orphaned attachments the runtime's
+//! `cni.dev/valid-attachments` no longer lists (an orphan goes once its delegate DEL succeeds),
+//! then forwards GC (with that list) to the cluster network. Failures are kept where they are
+//! and reported.
 
 use plexus_delegates::cni::netconf::NetConf;
 use plexus_delegates::cni::{CniError, Command, Request};
@@ -21,7 +23,11 @@ impl<K: KubeApi> MetaPlugin<K> {
         let header = NetConf::parse(&req.config)?;
         let valid = header.valid_attachments.clone().unwrap_or_default();
         let journal = Journal::new(&config.cni_dir);
-        for container in journal.containers()? {
+        let mut containers = journal.containers()?;
+        containers.extend(journal.orphaned_containers()?);
+        containers.sort();
+        containers.dedup();
+        for container in containers {
             let keep = |r: &Record| {
                 valid.iter().any(|v| {
                     v.container_id == r.invocation.container_id
@@ -29,7 +35,10 @@ impl<K: KubeApi> MetaPlugin<K> {
                 })
             };
             match del_container(&journal, &container, None, |r| !keep(r), OnDelFailure::Keep) {
-                Ok(errs) => errors.extend(errs),
+                Ok(report) => {
+                    errors.extend(report.orphan_errors);
+                    errors.extend(report.errors);
+                }
                 Err(e) => errors.push(e.to_string()),
             }
         }

@@ -2,8 +2,9 @@
 //! journal and the delegates. [`MetaPlugin`] implements [`plexus_delegates::cni::Plugin`], so the
 //! binary reuses the shared dispatch (version negotiation, reply in the config's version).
 //!
-//! One file per verb ([`add`], [`del`], [`check`], [`status`], [`gc`]); the undo of a failed ADD
-//! is [`rollback`], an ADD of a container already journaled [`previous_add`], the Events
+//! One file per verb ([`add`], [`del`], [`check`], [`status`], [`gc`]); the undo of one
+//! attachment is [`detach`], of a failed ADD [`rollback`], the retry of orphaned attachments
+//! [`orphans`], an ADD of a container already journaled [`previous_add`], the Events
 //! [`events`], the network-status entries [`network_status`], the default-route step [`route`],
 //! the test-only fault injector [`crash_point`].
 //!
@@ -15,13 +16,18 @@ mod add;
 mod check;
 pub mod crash_point;
 mod del;
+mod detach;
 mod events;
 mod gc;
 pub mod network_status;
+mod orphans;
 mod previous_add;
 mod rollback;
 pub mod route;
 mod status;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 
@@ -31,7 +37,7 @@ use crate::config::PlexusConfig;
 use crate::exec::StepError;
 use crate::kube::{KubeApi, PodRef};
 
-pub use del::{OnDelFailure, del_container};
+pub use del::{DelReport, OnDelFailure, del_container};
 
 /// The meta-plugin: its Kubernetes access (the API server or local mode) and the runtime that
 /// drives it.

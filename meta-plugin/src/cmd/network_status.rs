@@ -1,8 +1,9 @@
 //! network-status entries (COMPAT §4) and the `AddedInterface` list from attachment results.
 
-use plexus_crds::NetworkStatus;
+use plexus_crds::{DeviceInfo, NetworkStatus};
 use plexus_delegates::cni::CniResult;
 
+use crate::journal::Record;
 use crate::kube::AddedInterface;
 use crate::plan::Attachment;
 
@@ -52,6 +53,21 @@ pub fn network_statuses(done: &[(&Attachment, &CniResult)]) -> Vec<NetworkStatus
             }
         })
         .collect()
+}
+
+/// The device-info of a journaled attachment for its network-status entry: its device-info
+/// file, read after the delegate ran (the delegate may have written it). `None` without a file;
+/// an unreadable file is logged and left out, as Multus does.
+pub fn device_info(record: &Record) -> Option<DeviceInfo> {
+    let file = record.device_info_file.as_deref()?;
+    crate::devinfo::load_file(file).unwrap_or_else(|e| {
+        tracing::warn!(
+            network = %record.attachment.network,
+            ifname = %record.attachment.ifname,
+            "{e}: no device-info for network-status"
+        );
+        None
+    })
 }
 
 /// The interfaces for the `AddedInterface` Event.

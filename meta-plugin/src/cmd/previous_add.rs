@@ -66,7 +66,7 @@ impl<K: KubeApi> MetaPlugin<K> {
             ));
         }
         if config.kubeconfig.is_none() {
-            remove_local_status(config, pod);
+            remove_local_status(config, pod, &req.container_id);
         }
         Ok(())
     }

@@ -1,18 +1,21 @@
 //! Undoing a failed ADD: the failing attachment (best effort), then the attached ones in reverse.
-//! A record goes only when its delegate DEL succeeded, so whatever the rollback could not undo
-//! is still journaled for the runtime's DEL.
+//! A record goes only when its delegate DEL succeeded (and its device-info file could be
+//! removed), so whatever the rollback could not undo is still journaled for the runtime's DEL. In local
+//! mode, a rollback that undid everything also removes the pod's status file when this sandbox
+//! wrote it (a failure after network-status was written).
 
 use std::path::PathBuf;
 
 use plexus_delegates::cni::{CniError, CniResult};
 
 use crate::config::PlexusConfig;
-use crate::exec;
 use crate::journal::{ContainerJournal, Record};
 use crate::kube::{KubeApi, PodRef};
 use crate::plan::Attachment;
 
-use super::{MetaPlugin, join_step_errors};
+use super::MetaPlugin;
+use super::del::remove_local_status;
+use super::detach::detach;
 
 /// An attachment that was added: its record (file and content) and result.
 pub(super) struct Done {
@@ -72,34 +75,37 @@ impl<K: KubeApi> MetaPlugin<K> {
         let mut undo_errors = Vec::new();
         if let Some((path, record)) = failing {
             let result = record.cni_result().ok().flatten();
-            let errs = exec::del(&record.attachment, &record.invocation, result.as_ref());
-            if errs.is_empty() {
-                if let Err(e) = cj.remove(&path) {
-                    undo_errors.push(e.to_string());
+            match detach(&record, &record.invocation, result.as_ref()) {
+                Ok(()) => {
+                    if let Err(e) = cj.remove(&path) {
+                        undo_errors.push(e.to_string());
+                    }
                 }
-            } else {
-                tracing::warn!(network = %att.network, "rollback of the failing attachment: {}", join_step_errors(&errs));
+                Err(f) => {
+                    tracing::warn!(network = %att.network, "rollback of the failing attachment: {}", f.cause);
+                }
             }
         }
         for d in done.into_iter().rev() {
             let a = &d.record.attachment;
-            let errs = exec::del(a, &d.record.invocation, Some(&d.result));
-            if errs.is_empty() {
-                if let Err(e) = cj.remove(&d.path) {
-                    undo_errors.push(e.to_string());
+            match detach(&d.record, &d.record.invocation, Some(&d.result)) {
+                Ok(()) => {
+                    if let Err(e) = cj.remove(&d.path) {
+                        undo_errors.push(e.to_string());
+                    }
+                    tracing::info!(network = %a.network, ifname = %a.ifname, "rolled back");
                 }
-                tracing::info!(network = %a.network, ifname = %a.ifname, "rolled back");
-            } else {
-                undo_errors.push(format!(
-                    "undoing {} ({}): {}",
-                    a.network,
-                    a.ifname,
-                    join_step_errors(&errs)
-                ));
+                Err(f) => {
+                    undo_errors.push(format!("undoing {} ({}): {}", a.network, a.ifname, f.cause))
+                }
             }
         }
-        if let Err(e) = cj.remove_if_empty() {
-            undo_errors.push(e.to_string());
+        match cj.remove_if_empty() {
+            Ok(true) if config.kubeconfig.is_none() => {
+                remove_local_status(config, pod, cj.container_id());
+            }
+            Ok(_) => {}
+            Err(e) => undo_errors.push(e.to_string()),
         }
         let msg = format!(
             "network {:?} (interface {}), delegate {:?}: {}",

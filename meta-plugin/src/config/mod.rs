@@ -3,8 +3,10 @@
 //!
 //! The keys are Multus's (`pkg/types/types.go`), so an existing `00-multus.conf` needs only its
 //! `type` changed; they are matched case-insensitively as Go's `encoding/json` does, through
-//! [`plexus_delegates::cni::config::parse_config`]. Defaults are Multus's. Plexus adds one key,
-//! `events` (post Kubernetes Events, default `true`).
+//! [`plexus_delegates::cni::config::parse_config`]. Defaults are Multus's. Plexus adds its own
+//! keys: `events` (post Kubernetes Events, default `true`), `nadDir` (local mode's NAD
+//! manifests), `podResourcesSocket` and `deviceInfoDir` (the device-plugin hand-off; Multus
+//! hard-codes both paths).
 //!
 //! - [`PlexusConfig::parse`]: stdin bytes → a validated [`PlexusConfig`].
 //! - [`network`]: `clusterNetwork`/`defaultNetworks` references and their resolution to a CNI
@@ -206,8 +208,8 @@ pub struct PlexusConfig {
     pub policy: NamespacePolicy,
     pub readiness_indicator_file: Option<PathBuf>,
     /// `retryDeleteOnError` (Multus, default false): whether the journal record of an attachment
-    /// whose delegate DEL failed is kept for the runtime's retry (true) or removed once the DEL
-    /// reported the failure (false). See `cmd::del`.
+    /// whose delegate DEL failed stays in the container's journal for the runtime's retry (true)
+    /// or is moved to the orphan area, retried by GC (false). See `cmd::del`.
     pub retry_delete_on_error: bool,
     /// `capabilities`: the capability args the runtime should pass (`portMappings`, `bandwidth`,
     /// `io.kubernetes.cri.pod-annotations`, ...).
@@ -223,6 +225,13 @@ pub struct PlexusConfig {
     /// `nadDir` (Plexus's own key): the NAD manifests served by [`crate::local::LocalApi`] in
     /// local mode (default `/etc/cni/plexus/nads`).
     pub nad_dir: PathBuf,
+    /// `podResourcesSocket` (Plexus's own key): kubelet's PodResources API socket, asked which
+    /// devices a pod got when one of its NADs names a `resourceName` (default
+    /// [`crate::podresources::DEFAULT_SOCKET`]).
+    pub pod_resources_socket: PathBuf,
+    /// `deviceInfoDir` (Plexus's own key): the device-info root, with the device plugin's files
+    /// under `dp/` and the meta-plugin's under `cni/` (default [`crate::devinfo::DEFAULT_DIR`]).
+    pub device_info_dir: PathBuf,
 }
 
 /// The stdin keys as Multus names them. Optional scalars are `Option` so that "absent" and
@@ -276,6 +285,10 @@ struct RawConfig {
     events: Option<bool>,
     #[serde(default, rename = "nadDir")]
     nad_dir: Option<String>,
+    #[serde(default, rename = "podResourcesSocket")]
+    pod_resources_socket: Option<String>,
+    #[serde(default, rename = "deviceInfoDir")]
+    device_info_dir: Option<String>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -401,6 +414,11 @@ impl PlexusConfig {
             log_to_stderr: raw.log_to_stderr.unwrap_or(true),
             events: raw.events.unwrap_or(true),
             nad_dir: dir(raw.nad_dir, DEFAULT_NAD_DIR),
+            pod_resources_socket: dir(
+                raw.pod_resources_socket,
+                crate::podresources::DEFAULT_SOCKET,
+            ),
+            device_info_dir: dir(raw.device_info_dir, crate::devinfo::DEFAULT_DIR),
         })
     }
 
@@ -488,6 +506,14 @@ mod tests {
             c.cluster_network,
             ClusterNetworkSpec::Ref(NetworkRef::Name("cbr0".into()))
         );
+        assert_eq!(
+            c.pod_resources_socket,
+            PathBuf::from("/var/lib/kubelet/pod-resources/kubelet.sock")
+        );
+        assert_eq!(
+            c.device_info_dir,
+            PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo")
+        );
     }
 
     #[test]
@@ -508,7 +534,8 @@ mod tests {
               "Capabilities": {"portMappings": true, "io.kubernetes.cri.pod-annotations": true},
               "RuntimeConfig": {"HostPort": 80},
               "LogFile": "/var/log/plexus.log", "LOGLEVEL": "Verbose", "LogToStderr": false,
-              "Events": false
+              "Events": false,
+              "PodResourcesSocket": "/k/pr.sock", "DEVICEINFODIR": "/d"
             }"#,
         )
         .unwrap();
@@ -560,6 +587,8 @@ mod tests {
         assert_eq!(c.log_level.tracing_level(), tracing::Level::INFO);
         assert!(!c.log_to_stderr);
         assert!(!c.events);
+        assert_eq!(c.pod_resources_socket, PathBuf::from("/k/pr.sock"));
+        assert_eq!(c.device_info_dir, PathBuf::from("/d"));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl DeviceInfoDir {
         att: &Attachment,
     ) -> Result<Option<DeviceInfo>, DeviceInfoError> {
         match self.attachment_file(container_id, att) {
-            Some(path) => Ok(read(&path)?.map(|(info, _)| info)),
+            Some(path) => load_file(&path),
             None => Ok(None),
         }
     }
@@ -71,18 +71,29 @@ impl DeviceInfoDir {
         container_id: &str,
         att: &Attachment,
     ) -> Result<(), DeviceInfoError> {
-        let Some(path) = self.attachment_file(container_id, att) else {
-            return Ok(());
-        };
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(DeviceInfoError::Io {
-                path,
-                action: "remove it",
-                source,
-            }),
+        match self.attachment_file(container_id, att) {
+            Some(path) => remove_file(&path),
+            None => Ok(()),
         }
+    }
+}
+
+/// A device-info file by path (the journal record of an attachment names its file): `None`
+/// when it does not exist.
+pub fn load_file(path: &Path) -> Result<Option<DeviceInfo>, DeviceInfoError> {
+    Ok(read(path)?.map(|(info, _)| info))
+}
+
+/// Removes a device-info file by path. Idempotent: a missing file is success.
+pub fn remove_file(path: &Path) -> Result<(), DeviceInfoError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DeviceInfoError::Io {
+            path: path.to_path_buf(),
+            action: "remove it",
+            source,
+        }),
     }
 }
 

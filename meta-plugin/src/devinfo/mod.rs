@@ -6,8 +6,10 @@
 //! - `cni/<network>-<container ID>_<ifname>`: the meta-plugin's copy for one attachment, written
 //!   at ADD before its delegate runs ([`DeviceInfoDir::write_for_attachment`]), read back for the
 //!   network-status `device-info` after the delegate ran (a delegate that declares the
-//!   `CNIDeviceInfoFile` capability may have written it itself), removed at DEL
-//!   ([`DeviceInfoDir::remove_for_attachment`]).
+//!   `CNIDeviceInfoFile` capability gets its path and may have written it itself), removed at
+//!   DEL after the attachment's delegate DEL, whatever it answered, as Multus does
+//!   ([`DeviceInfoDir::remove_for_attachment`], or [`remove_file`] with the path the journal
+//!   record names).
 //!
 //! In file names every `/` becomes `-` (`intel.com/sriov` → `intel.com-sriov`, `ns/net` →
 //! `ns-net`), as Multus and the NPWG client library name them. An attachment has a file only
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use error::DeviceInfoError;
+pub use files::{load_file, remove_file};
 
 use crate::plan::Attachment;
 

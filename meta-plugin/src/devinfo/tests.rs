@@ -36,11 +36,11 @@ fn att(resource: Option<&str>, device: Option<&str>) -> Attachment {
     }
 }
 
-/// A device plugin's file, as sriov-network-device-plugin writes it (with a field Plexus does
-/// not model, which the copy must keep).
+/// A device plugin's file, as sriov-network-device-plugin writes it (switchdev: with the VF's
+/// representor), plus a field Plexus does not model, which the copy must keep.
 fn write_dp(dir: &DeviceInfoDir, resource: &str, device: &str) -> Vec<u8> {
     let bytes = format!(
-        r#"{{"type":"pci","version":"1.1.0","pci":{{"pci-address":"{device}","representor-device":"eth3"}}}}"#
+        r#"{{"type":"pci","version":"1.1.0","pci":{{"pci-address":"{device}","representor-device":"eth3","x-vendor-hint":"keep me"}}}}"#
     )
     .into_bytes();
     let path = dir.dp_file(resource, device);
@@ -150,8 +150,9 @@ fn read_dp_parses_the_device_plugin_file() {
     let dir = DeviceInfoDir::new(tmp.path());
     assert_eq!(dir.read_dp(RESOURCE, VF).unwrap(), None);
     write_dp(&dir, RESOURCE, VF);
-    assert_eq!(
-        dir.read_dp(RESOURCE, VF).unwrap(),
-        Some(DeviceInfo::pci(VF))
-    );
+    let mut want = DeviceInfo::pci(VF);
+    if let Some(pci) = want.pci.as_mut() {
+        pci.representor_device = "eth3".into();
+    }
+    assert_eq!(dir.read_dp(RESOURCE, VF).unwrap(), Some(want));
 }

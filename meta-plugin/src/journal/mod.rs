@@ -8,9 +8,14 @@
 //! and the directory fsynced. When every attachment is added and network-status is written, the
 //! ADD marks the container `committed` (an empty file beside the records): a later ADD of the
 //! same container tells a completed ADD (an error: the runtime must DEL first) from one that was
-//! interrupted (its leftovers are undone first). A record is removed once its delegate DEL
-//! succeeded (or, with `retryDeleteOnError: false`, once the DEL tried it; see `cmd::del`); the
-//! container directory goes when its last record does.
+//! interrupted (its leftovers are undone first).
+//!
+//! A record is removed only after its delegate DEL succeeded, in every mode. The record of an
+//! attachment whose DEL failed either stays where it is or is moved (rename, directories
+//! fsynced) to the orphan area `<cniDir>/orphans/<containerID>/` ([`orphans`]), where GC and any
+//! later DEL of the same container retry it; which one is `cmd::del`'s policy
+//! (`retryDeleteOnError`). The container directory goes when its last record does; orphans
+//! are handled under the same container lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -29,6 +34,10 @@ pub const RECORD_VERSION: u32 = 1;
 const LOCK_FILE: &str = "lock";
 const COMMITTED_FILE: &str = "committed";
 const TMP_PREFIX: &str = ".tmp-";
+/// The subdirectory of `cniDir` holding the orphan area.
+pub const ORPHANS_DIR: &str = "orphans";
+
+mod orphans;
 
 /// A journal failure, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +90,10 @@ pub struct Record {
     /// The delegate's final result in the delegate's version, once `Added`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// The meta-plugin's device-info file of this attachment (see `crate::devinfo`), when it
+    /// has a device: DEL removes it from this path, so it needs no configuration for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_info_file: Option<PathBuf>,
 }
 
 impl Record {
@@ -92,6 +105,7 @@ impl Record {
             attachment,
             invocation,
             result: None,
+            device_info_file: None,
         }
     }
 
@@ -156,7 +170,12 @@ impl Journal {
                 .map_err(|e| JournalError::io(&lock_path, "stat lock file", e))?;
             match fs::metadata(&lock_path) {
                 Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {
-                    return Ok(ContainerJournal { dir, _lock: file });
+                    return Ok(ContainerJournal {
+                        id: container_id.to_owned(),
+                        dir,
+                        orphan_dir: self.orphan_dir(container_id),
+                        _lock: file,
+                    });
                 }
                 _ => continue,
             }
@@ -193,14 +212,21 @@ pub struct Entry {
     pub record: Result<Record, JournalError>,
 }
 
-/// One container's journal, locked for as long as this value lives.
+/// One container's journal (and its orphans), locked for as long as this value lives.
 #[derive(Debug)]
 pub struct ContainerJournal {
+    id: String,
     dir: PathBuf,
+    /// `<cniDir>/orphans/<containerID>` (may not exist).
+    orphan_dir: PathBuf,
     _lock: File,
 }
 
 impl ContainerJournal {
+    pub fn container_id(&self) -> &str {
+        &self.id
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -226,51 +252,13 @@ impl ContainerJournal {
     }
 
     fn sync_dir(&self) -> Result<(), JournalError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| JournalError::io(&self.dir, "fsync directory", e))
+        sync_dir(&self.dir)
     }
 
     /// Every record file, by index (ascending). Corrupt ones are returned as errors naming the
     /// file, so callers can go on with the others.
     pub fn read_all(&self) -> Result<Vec<Entry>, JournalError> {
-        let mut out = Vec::new();
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| JournalError::io(&self.dir, "read directory", e))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let Some(stem) = name.strip_suffix(".json") else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let Some(index) = stem
-                .split_once('-')
-                .and_then(|(i, _)| i.parse::<usize>().ok())
-            else {
-                out.push(Entry {
-                    index: usize::MAX,
-                    record: Err(JournalError::Corrupt {
-                        path: path.clone(),
-                        reason: "file name is not <index>-<ifname>.json".into(),
-                    }),
-                    path,
-                });
-                continue;
-            };
-            let record = read_record(&path);
-            out.push(Entry {
-                path,
-                index,
-                record,
-            });
-        }
-        out.sort_by_key(|e| e.index);
-        Ok(out)
+        read_entries(&self.dir)
     }
 
     /// Marks the ADD complete. Not fsynced: the marker only ever tells a later ADD that the
@@ -329,6 +317,52 @@ impl ContainerJournal {
             .map_err(|e| JournalError::io(&self.dir, "remove directory", e))?;
         Ok(true)
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| JournalError::io(dir, "fsync directory", e))
+}
+
+/// Every record file of `dir`, by index (ascending); corrupt ones as errors naming the file.
+fn read_entries(dir: &Path) -> Result<Vec<Entry>, JournalError> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| JournalError::io(dir, "read directory", e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let Some(index) = stem
+            .split_once('-')
+            .and_then(|(i, _)| i.parse::<usize>().ok())
+        else {
+            out.push(Entry {
+                index: usize::MAX,
+                record: Err(JournalError::Corrupt {
+                    path: path.clone(),
+                    reason: "file name is not <index>-<ifname>.json".into(),
+                }),
+                path,
+            });
+            continue;
+        };
+        let record = read_record(&path);
+        out.push(Entry {
+            path,
+            index,
+            record,
+        });
+    }
+    out.sort_by_key(|e| e.index);
+    Ok(out)
 }
 
 fn read_record(path: &Path) -> Result<Record, JournalError> {

@@ -154,3 +154,55 @@ fn completion_mark_survives_records_and_goes_with_the_directory() {
     assert!(c.remove_if_empty().unwrap());
     assert!(!tmp.path().join("c1").exists());
 }
+
+#[test]
+fn orphan_moves_a_record_out_of_the_journal_without_overwriting_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let c = j.lock("c1").unwrap();
+    let mut r = Record::pending(2, attachment("net2"), invocation());
+    r.device_info_file = Some("/run/devinfo/cni/x".into());
+    let p = c.write(&r).unwrap();
+    let o = c.orphan(&p).unwrap();
+    assert_eq!(o, tmp.path().join("orphans/c1/2-net2.json"));
+    assert!(!p.exists());
+    assert!(c.read_all().unwrap().is_empty());
+    let orphans = c.read_orphans().unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0].index, 2);
+    assert_eq!(orphans[0].record.as_ref().unwrap(), &r);
+    // The same attachment orphaned again (a later ADD of the same container id): a new name.
+    let p = c.write(&r).unwrap();
+    let o2 = c.orphan(&p).unwrap();
+    assert_eq!(o2, tmp.path().join("orphans/c1/2-net2-1.json"));
+    assert_eq!(c.read_orphans().unwrap().len(), 2);
+    // The orphan area is not a container; the container with orphans is listed as such.
+    assert!(c.remove_if_empty().unwrap());
+    drop(c);
+    assert!(j.containers().unwrap().is_empty());
+    assert!(j.has_orphans("c1") && !j.exists("c1"));
+    assert_eq!(j.orphaned_containers().unwrap(), vec!["c1"]);
+
+    let c = j.lock("c1").unwrap();
+    c.remove_orphan(&o).unwrap();
+    assert!(j.has_orphans("c1"));
+    c.remove_orphan(&o2).unwrap();
+    c.remove_orphan(&o2).unwrap(); // already gone: fine
+    assert!(!j.has_orphans("c1"));
+    assert!(j.orphaned_containers().unwrap().is_empty());
+    assert!(c.read_orphans().unwrap().is_empty());
+    assert!(c.remove_if_empty().unwrap());
+}
+
+#[test]
+fn records_without_a_device_info_file_still_read() {
+    // Records written before `device_info_file` existed.
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let c = j.lock("c1").unwrap();
+    let r = Record::pending(0, attachment("eth0"), invocation());
+    let p = c.write(&r).unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(!text.contains("device_info_file"), "{text}");
+    assert_eq!(c.read_all().unwrap()[0].record.as_ref().unwrap(), &r);
+}

@@ -9,10 +9,13 @@
 //!   when it passes none, the caller hands `build_plan` `pod_annotations: Some(&Map::new())`
 //!   (see [`LocalApi::has_pods`]), so the sandbox gets the cluster network and `defaultNetworks`.
 //! - network-status is written to `<cniDir>/status/<namespace>_<name>.json` (the annotation's
-//!   bytes, temp file + fsync + rename).
+//!   bytes, temp file + fsync + rename). The sandbox that writes it records its container id
+//!   beside it first ([`LocalApi::claim_status`], `<namespace>_<name>.owner`), and a DEL removes
+//!   it only when it is that sandbox's ([`LocalApi::remove_status`]; see [`owner`]).
 //! - Events are appended, one line each, to `<cniDir>/events.log`.
 
 pub mod manifests;
+pub mod owner;
 mod status;
 
 use std::collections::HashMap;
@@ -26,6 +29,7 @@ use crate::config::PlexusConfig;
 use crate::kube::{KubeApi, KubeError, PodEvent, PodRef};
 
 pub use manifests::{ManifestError, load_nad_dir};
+pub use owner::StatusRemoval;
 
 /// NADs by (namespace, name), or why the directory could not be read.
 type Index = Result<HashMap<(String, String), NetworkAttachmentDefinition>, ManifestError>;
@@ -68,6 +72,27 @@ impl LocalApi {
     /// Where the network-status of `pod` is written: `<cniDir>/status/<namespace>_<name>.json`.
     pub fn status_path(&self, pod: &PodRef) -> PathBuf {
         status::status_path(&self.cni_dir, pod)
+    }
+
+    /// Where the container id owning the status file of `pod` is recorded:
+    /// `<cniDir>/status/<namespace>_<name>.owner`.
+    pub fn status_owner_path(&self, pod: &PodRef) -> PathBuf {
+        owner::owner_path(&self.cni_dir, pod)
+    }
+
+    /// Records the sandbox `container_id` as the owner of the status file of `pod`; an ADD does
+    /// this before it writes network-status.
+    pub fn claim_status(&self, pod: &PodRef, container_id: &str) -> Result<(), KubeError> {
+        owner::claim(&self.cni_dir, pod, container_id)
+    }
+
+    /// DEL: removes the status file of `pod` when the sandbox `container_id` owns it.
+    pub fn remove_status(
+        &self,
+        pod: &PodRef,
+        container_id: &str,
+    ) -> Result<StatusRemoval, KubeError> {
+        owner::remove_if_owned(&self.cni_dir, pod, container_id)
     }
 
     /// Where Events are appended: `<cniDir>/events.log`.

@@ -23,7 +23,7 @@ pub(super) fn status_path(cni_dir: &Path, pod: &PodRef) -> PathBuf {
 
 /// Namespaces and names are DNS labels/subdomains; anything that could leave the directory is
 /// refused.
-fn check_pod(what: &str, pod: &PodRef) -> Result<(), KubeError> {
+pub(super) fn check_pod(what: &str, pod: &PodRef) -> Result<(), KubeError> {
     for (field, v) in [("namespace", &pod.namespace), ("name", &pod.name)] {
         if v.is_empty() || v.contains('/') || v.contains('\0') || v.starts_with('.') {
             return Err(KubeError::Other {
@@ -56,7 +56,7 @@ pub(super) fn write_status(
         .map_err(|e| other(format!("writing {}: {e}", path.display())))
 }
 
-fn atomic_write(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn atomic_write(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let file_name = path
         .file_name()

@@ -302,3 +302,81 @@ async fn events_are_appended_one_line_each() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn only_the_sandbox_that_wrote_the_status_file_removes_it() {
+    let tmp = nad_dir(&[]);
+    let api = api(&tmp);
+    let pod = PodRef {
+        namespace: "ns".into(),
+        name: "web-0".into(),
+        uid: None,
+    };
+    let status = |name: &str| {
+        vec![NetworkStatus {
+            name: name.into(),
+            ..Default::default()
+        }]
+    };
+    // The old sandbox writes it; the new one (same pod, new container id) replaces it.
+    api.claim_status(&pod, "old").unwrap();
+    api.patch_network_status(&pod, &status("old"))
+        .await
+        .unwrap();
+    api.claim_status(&pod, "new").unwrap();
+    api.patch_network_status(&pod, &status("new"))
+        .await
+        .unwrap();
+    let owner = tmp.path().join("cni/status/ns_web-0.owner");
+    assert_eq!(api.status_owner_path(&pod), owner);
+    assert_eq!(std::fs::read_to_string(&owner).unwrap(), "new");
+    // The status bytes are the annotation's, nothing else.
+    assert_eq!(
+        std::fs::read_to_string(api.status_path(&pod)).unwrap(),
+        write_network_status(&status("new")).unwrap()
+    );
+
+    // The old sandbox's DEL comes late: it leaves the new sandbox's file alone.
+    assert_eq!(
+        api.remove_status(&pod, "old").unwrap(),
+        StatusRemoval::OwnedBy("new".into())
+    );
+    assert_eq!(
+        std::fs::read_to_string(api.status_path(&pod)).unwrap(),
+        write_network_status(&status("new")).unwrap()
+    );
+    // The new sandbox's DEL removes both files; again, nothing is there.
+    assert_eq!(
+        api.remove_status(&pod, "new").unwrap(),
+        StatusRemoval::Removed
+    );
+    assert!(!api.status_path(&pod).exists() && !owner.exists());
+    assert_eq!(
+        api.remove_status(&pod, "new").unwrap(),
+        StatusRemoval::Absent
+    );
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path().join("cni/status"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![".owners.lock"], "no temp file left");
+
+    // A status file without an owner record (written before owners were recorded) is removed
+    // by whichever sandbox of the pod DELs.
+    api.patch_network_status(&pod, &status("legacy"))
+        .await
+        .unwrap();
+    assert_eq!(
+        api.remove_status(&pod, "any").unwrap(),
+        StatusRemoval::Removed
+    );
+    assert!(!api.status_path(&pod).exists());
+
+    // A DEL without a pod name has no status file.
+    assert_eq!(
+        api.remove_status(&PodRef::default(), "any").unwrap(),
+        StatusRemoval::Absent
+    );
+    assert!(api.claim_status(&PodRef::default(), "any").is_err());
+}

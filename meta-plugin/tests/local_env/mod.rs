@@ -234,12 +234,36 @@ impl Env {
         self.p(&format!("cni/status/default_{POD}.json"))
     }
 
+    /// The file naming the sandbox that owns [`Env::status_path`].
+    pub fn status_owner_path(&self) -> PathBuf {
+        self.p(&format!("cni/status/default_{POD}.owner"))
+    }
+
+    /// The orphan directory of a container (records whose delegate DEL failed).
+    pub fn orphan_dir(&self, cid: &str) -> PathBuf {
+        self.p("cni/orphans").join(cid)
+    }
+
+    /// The file names in a container's orphan directory, sorted.
+    pub fn orphan_files(&self, cid: &str) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(self.orphan_dir(cid))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.p("plexus.log")).unwrap_or_default()
     }
 
     /// Asserts that nothing of the sandbox `cid` is left: no link in the pod but `lo`, no stray
-    /// link in the node, no lease, no journal directory, no status file.
+    /// link in the node, no lease, no journal or orphan directory, no status file (nor its
+    /// owner record).
     pub fn assert_nothing_left(&self, cid: &str, when: &str) {
         assert_eq!(
             self.pod_links(),
@@ -262,8 +286,17 @@ impl Env {
             self.journal_files(cid)
         );
         assert!(
+            !self.orphan_dir(cid).exists(),
+            "{when}: orphans left: {:?}",
+            self.orphan_files(cid)
+        );
+        assert!(
             !self.status_path().exists(),
             "{when}: network-status file left"
+        );
+        assert!(
+            !self.status_owner_path().exists(),
+            "{when}: network-status owner record left"
         );
     }
 }
