@@ -1,0 +1,112 @@
+//! Reading the timings Plexus logs for one call (`logLevel: verbose`, tracing's fmt layout):
+//!
+//! ```text
+//! ... INFO plexus{cmd="ADD" ...}: plexus::cmd: plan built attachments=3 duration_us=183
+//! ... INFO plexus{cmd="ADD" ...}: plexus::cmd: attached network=cbr0 ifname=eth0 delegate="bridge" duration_us=21808
+//! ... INFO plexus{cmd="ADD" ...}: plexus::cmd: network-status written duration_us=475
+//! ... INFO plexus{cmd="ADD" ...}: plexus::cmd: ADD done duration_us=29169
+//! ... INFO plexus{cmd="DEL" ...}: plexus::cmd: detached network=default/backup ifname=net2 delegate="macvlan" duration_us=16329
+//! ```
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// One delegate's time: `<network> (<delegate>)` and the logged duration.
+pub type DelegateTime = (String, Duration);
+
+/// What an ADD logged.
+#[derive(Debug)]
+pub struct AddLog {
+    pub plan: Duration,
+    pub attached: Vec<DelegateTime>,
+    /// Absent when no status is written (no pod name).
+    pub status: Option<Duration>,
+    /// From entering the ADD handler to the reply being ready.
+    pub done: Duration,
+}
+
+/// What a DEL logged.
+#[derive(Debug)]
+pub struct DelLog {
+    pub detached: Vec<DelegateTime>,
+    /// Plexus's in-process DEL total, if it logs one (`DEL done duration_us=...`); this version
+    /// does not, so the in-process / process split of DEL is not available from the log.
+    pub done: Option<Duration>,
+}
+
+/// A line's message and fields: what follows the span and the target.
+fn message(line: &str) -> Option<&str> {
+    let after_span = line.split_once("}: ").map_or(line, |(_, rest)| rest);
+    after_span.split_once(": ").map(|(_, rest)| rest)
+}
+
+fn field<'a>(rest: &'a str, key: &str) -> Option<&'a str> {
+    rest.split_whitespace()
+        .find_map(|tok| tok.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim_matches('"'))
+}
+
+fn duration(rest: &str, line: &str) -> Result<Duration> {
+    let v = field(rest, "duration_us").with_context(|| format!("no duration_us in {line:?}"))?;
+    let us: u64 = v
+        .parse()
+        .with_context(|| format!("duration_us={v:?} in {line:?}"))?;
+    Ok(Duration::from_micros(us))
+}
+
+fn delegate_time(rest: &str, line: &str) -> Result<DelegateTime> {
+    let network = field(rest, "network").with_context(|| format!("no network in {line:?}"))?;
+    let delegate = field(rest, "delegate").with_context(|| format!("no delegate in {line:?}"))?;
+    Ok((format!("{network} ({delegate})"), duration(rest, line)?))
+}
+
+/// The timings of one ADD; an error when a line the split needs is missing.
+pub fn parse_add(log: &str) -> Result<AddLog> {
+    let (mut plan, mut status, mut done) = (None, None, None);
+    let mut attached = Vec::new();
+    for line in log.lines() {
+        let Some(rest) = message(line) else { continue };
+        if rest.starts_with("plan built ") {
+            plan = Some(duration(rest, line)?);
+        } else if rest.starts_with("attached ") {
+            attached.push(delegate_time(rest, line)?);
+        } else if rest.starts_with("network-status written ") {
+            status = Some(duration(rest, line)?);
+        } else if rest.starts_with("ADD done ") {
+            done = Some(duration(rest, line)?);
+        }
+    }
+    let (Some(plan), Some(done)) = (plan, done) else {
+        bail!(
+            "the plexus log of an ADD lacks \"plan built\" or \"ADD done\" (logLevel verbose or debug needed):\n{log}"
+        );
+    };
+    if attached.is_empty() {
+        bail!("the plexus log of an ADD has no \"attached\" line:\n{log}");
+    }
+    Ok(AddLog {
+        plan,
+        attached,
+        status,
+        done,
+    })
+}
+
+/// The timings of one DEL.
+pub fn parse_del(log: &str) -> Result<DelLog> {
+    let mut detached = Vec::new();
+    let mut done = None;
+    for line in log.lines() {
+        let Some(rest) = message(line) else { continue };
+        if rest.starts_with("detached ") {
+            detached.push(delegate_time(rest, line)?);
+        } else if rest.starts_with("DEL done ") {
+            done = Some(duration(rest, line)?);
+        }
+    }
+    if detached.is_empty() {
+        bail!("the plexus log of a DEL has no \"detached\" line:\n{log}");
+    }
+    Ok(DelLog { detached, done })
+}

@@ -1,0 +1,61 @@
+//! Turning one measured cycle into the named series the report prints. Names are
+//! `<side> <verb> <part>`; per-delegate series are `<side> <verb> delegate <network (type)>`.
+
+use std::time::Duration;
+
+use super::floor::{FloorCycle, FloorVerb};
+use super::plexus_side::PlexusCycle;
+use super::stats::Metrics;
+
+pub fn plexus(m: &mut Metrics, c: &PlexusCycle) {
+    let a = &c.add_log;
+    let delegates: Duration = a.attached.iter().map(|(_, d)| *d).sum();
+    m.push("plexus ADD wall", c.add.wall);
+    m.push("plexus ADD cpu", c.add.cpu);
+    m.push("plexus ADD delegates", delegates);
+    for (label, d) in &a.attached {
+        m.push(&format!("plexus ADD delegate {label}"), *d);
+    }
+    m.push("plexus ADD own", c.add.wall.saturating_sub(delegates));
+    m.push("plexus ADD own process", c.add.wall.saturating_sub(a.done));
+    m.push(
+        "plexus ADD own in-process",
+        a.done.saturating_sub(delegates),
+    );
+    m.push("plexus ADD own plan", a.plan);
+    let status = a.status.unwrap_or_default();
+    if a.status.is_some() {
+        m.push("plexus ADD own status", status);
+    }
+    m.push(
+        "plexus ADD own rest",
+        a.done.saturating_sub(delegates + a.plan + status),
+    );
+
+    let d = &c.del_log;
+    let delegates: Duration = d.detached.iter().map(|(_, t)| *t).sum();
+    m.push("plexus DEL wall", c.del.wall);
+    m.push("plexus DEL cpu", c.del.cpu);
+    m.push("plexus DEL delegates", delegates);
+    for (label, t) in &d.detached {
+        m.push(&format!("plexus DEL delegate {label}"), *t);
+    }
+    m.push("plexus DEL own", c.del.wall.saturating_sub(delegates));
+    if let Some(done) = d.done {
+        m.push("plexus DEL own process", c.del.wall.saturating_sub(done));
+        m.push("plexus DEL own in-process", done.saturating_sub(delegates));
+    }
+}
+
+fn floor_verb(m: &mut Metrics, verb: &str, v: &FloorVerb) {
+    m.push(&format!("floor {verb} wall"), v.wall);
+    m.push(&format!("floor {verb} cpu"), v.cpu);
+    for s in &v.steps {
+        m.push(&format!("floor {verb} delegate {}", s.label), s.wall);
+    }
+}
+
+pub fn floor(m: &mut Metrics, c: &FloorCycle) {
+    floor_verb(m, "ADD", &c.add);
+    floor_verb(m, "DEL", &c.del);
+}
