@@ -54,9 +54,10 @@ pub enum InstallError {
         value: String,
         reason: String,
     },
-    /// The flags produce a `00-plexus.conflist` the plugin would reject.
+    /// The flags produce a `00-plexus.conflist` the plugin would reject. The cause is part of
+    /// the message and deliberately not a `source`, so `{:#}` does not print it twice.
     #[error("the plexus config these flags produce is invalid: {0}")]
-    PluginSettings(#[from] crate::config::ConfigError),
+    PluginSettings(crate::config::ConfigError),
     /// A filesystem step failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -92,6 +93,12 @@ pub enum InstallError {
     /// `--health`: the installer has not (or no longer) put a usable config in place.
     #[error("not ready: {0}")]
     NotReady(String),
+}
+
+impl From<crate::config::ConfigError> for InstallError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        InstallError::PluginSettings(e)
+    }
 }
 
 impl InstallError {
