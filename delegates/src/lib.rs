@@ -1,6 +1,7 @@
 //! Everything that performs one attachment: the CNI wire layer, network namespaces, netlink,
-//! IPAM and the built-in macvlan and ipvlan delegates. The meta-plugin calls these in-process;
-//! the `plexus-macvlan` and `plexus-ipvlan` binaries expose the same code to any CNI runtime.
+//! IPAM and the built-in macvlan, ipvlan and SR-IOV VF delegates. The meta-plugin calls these
+//! in-process; the `plexus-macvlan`, `plexus-ipvlan` and `plexus-sriov` binaries expose the same
+//! code to any CNI runtime.
 
 pub mod cni;
 pub mod ipam;

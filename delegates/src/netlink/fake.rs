@@ -6,7 +6,12 @@
 //! children deleted with their peer/parent, moves (which bring the link down and flush its
 //! addresses and routes), addresses, connected prefix routes of the addresses of up links,
 //! IPv4 route checks (device up, gateway reachable), route deletion matching, per-namespace
-//! sysctls (missing per-interface keys and disabled IPv6 give `SysctlError::NotFound`).
+//! sysctls (missing per-interface keys and disabled IPv6 give `SysctlError::NotFound`),
+//! link down, rename (refused while up, as kernels up to 6.1 do), MTU and MAC changes,
+//! SR-IOV PFs with VF settings ([`FakeWorld::add_pf`]), and physical links (those with a
+//! `parent_device`) that go back to the host namespace, renamed `dev<index>` on a name clash,
+//! when their namespace is removed. A path set with [`FakeWorld::set_host_path`] names the
+//! host namespace as a `move_link` target.
 //! Not modelled: IPv6 link-local autoconfiguration and DAD (addresses are never tentative),
 //! deleting connected routes.
 
@@ -20,9 +25,12 @@ use nix::errno::Errno;
 
 use super::{
     AddressInfo, LinkInfo, MacAddr, Netlink, NetlinkError, NewLink, NewLinkKind, RT_SCOPE_LINK,
-    RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RouteSpec, validate_ifname,
+    RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RouteSpec, VfConfig, VfSetting, validate_ifname,
 };
 use crate::netns::{NetnsError, SysctlError};
+
+#[path = "fake_vf.rs"]
+mod vf;
 
 /// One recorded [`Netlink`] call; `ns` is the namespace of the instance it was made on
 /// (`None` = host).
@@ -83,6 +91,35 @@ pub enum Call {
         key: String,
         value: String,
     },
+    SetLinkDown {
+        ns: Option<PathBuf>,
+        name: String,
+    },
+    RenameLink {
+        ns: Option<PathBuf>,
+        name: String,
+        new_name: String,
+    },
+    SetLinkMtu {
+        ns: Option<PathBuf>,
+        name: String,
+        mtu: u32,
+    },
+    SetLinkMac {
+        ns: Option<PathBuf>,
+        name: String,
+        mac: MacAddr,
+    },
+    Vfs {
+        ns: Option<PathBuf>,
+        pf: String,
+    },
+    SetVf {
+        ns: Option<PathBuf>,
+        pf: String,
+        vf: u32,
+        setting: VfSetting,
+    },
 }
 
 impl Call {
@@ -102,6 +139,12 @@ impl Call {
             Self::DeleteRoute { .. } => "delete_route",
             Self::Routes { .. } => "routes",
             Self::SetSysctl { .. } => "set_sysctl",
+            Self::SetLinkDown { .. } => "set_link_down",
+            Self::RenameLink { .. } => "rename_link",
+            Self::SetLinkMtu { .. } => "set_link_mtu",
+            Self::SetLinkMac { .. } => "set_link_mac",
+            Self::Vfs { .. } => "vfs",
+            Self::SetVf { .. } => "set_vf",
         }
     }
 
@@ -114,6 +157,7 @@ impl Call {
                 | Self::DefaultRouteLink { .. }
                 | Self::Addresses { .. }
                 | Self::Routes { .. }
+                | Self::Vfs { .. }
         )
     }
 }
@@ -123,6 +167,8 @@ struct FakeLink {
     info: LinkInfo,
     addrs: Vec<AddressInfo>,
     peer_index: Option<u32>,
+    /// The VFs of an SR-IOV PF (empty for anything else).
+    vfs: Vec<VfConfig>,
 }
 
 #[derive(Debug, Default)]
@@ -143,6 +189,7 @@ impl FakeNs {
                 info: lo,
                 addrs: Vec::new(),
                 peer_index: None,
+                vfs: Vec::new(),
             }],
             ..Self::default()
         }
@@ -193,7 +240,10 @@ pub struct FakeWorld {
     namespaces: BTreeMap<Option<PathBuf>, FakeNs>,
     next_index: u32,
     calls: Vec<Call>,
-    failures: VecDeque<(String, NetlinkError)>,
+    /// (op, calls of it still to let through, the error for the one after).
+    failures: VecDeque<(String, usize, NetlinkError)>,
+    /// A path that names the host namespace as a `move_link` target.
+    host_path: Option<PathBuf>,
 }
 
 fn label(ns: &Option<PathBuf>) -> String {
@@ -216,6 +266,7 @@ impl Default for FakeWorld {
             next_index: 2,
             calls: Vec::new(),
             failures: VecDeque::new(),
+            host_path: None,
         }
     }
 }
@@ -241,10 +292,12 @@ impl FakeWorld {
     /// Remove a namespace and everything in it; false if it did not exist.
     pub fn remove_netns(&mut self, path: impl AsRef<Path>) -> bool {
         let key = Some(path.as_ref().to_path_buf());
-        let Some(ns) = self.namespaces.remove(&key) else {
+        let Some(mut ns) = self.namespaces.remove(&key) else {
             return false;
         };
-        // Like the kernel: veth peers of links in a dying namespace go too.
+        // Like the kernel: physical devices go back to the host, the rest is deleted (and
+        // veth peers of links in a dying namespace go too).
+        vf::return_physical_links(self, &mut ns);
         let gone: Vec<u32> = ns.links.iter().map(|l| l.info.index).collect();
         for idx in gone {
             remove_link_cascade(self, idx);
@@ -275,6 +328,7 @@ impl FakeWorld {
             info,
             addrs: Vec::new(),
             peer_index: None,
+            vfs: Vec::new(),
         });
         idx
     }
@@ -384,7 +438,13 @@ impl FakeWorld {
     /// Make the next call of `op` (a trait method name such as `"create_link"`) fail with
     /// `error` without changing state. Several injections queue up in order.
     pub fn fail_next(&mut self, op: &str, error: NetlinkError) {
-        self.failures.push_back((op.to_owned(), error));
+        self.fail_nth(op, 0, error);
+    }
+
+    /// Let `skip` more calls of `op` through, then fail the next one with `error` (without
+    /// changing state).
+    pub fn fail_nth(&mut self, op: &str, skip: usize, error: NetlinkError) {
+        self.failures.push_back((op.to_owned(), skip, error));
     }
 }
 
@@ -455,10 +515,15 @@ impl FakeNetlink {
         let st = &mut *guard;
         let op = call.op();
         st.calls.push(call);
-        if let Some(pos) = st.failures.iter().position(|(o, _)| o == op)
-            && let Some((_, err)) = st.failures.remove(pos)
-        {
-            return Err(err);
+        if let Some(pos) = st.failures.iter().position(|(o, _, _)| o == op) {
+            match &mut st.failures[pos].1 {
+                0 => {
+                    if let Some((_, _, err)) = st.failures.remove(pos) {
+                        return Err(err);
+                    }
+                }
+                skip => *skip -= 1,
+            }
         }
         if !st.namespaces.contains_key(&self.ns) {
             return Err(NetlinkError::Netns {
@@ -664,6 +729,7 @@ impl Netlink for FakeNetlink {
                         info: p,
                         addrs: Vec::new(),
                         peer_index: Some(index),
+                        vfs: Vec::new(),
                     });
                 }
             }
@@ -675,6 +741,7 @@ impl Netlink for FakeNetlink {
                 info,
                 addrs: Vec::new(),
                 peer_index,
+                vfs: Vec::new(),
             });
             Ok(())
         })
@@ -727,7 +794,7 @@ impl Netlink for FakeNetlink {
             new_name: new_name.to_owned(),
         };
         self.op(call, |st, ns| {
-            let tkey = Some(target.to_path_buf());
+            let tkey = st.netns_key(target);
             let what = || {
                 format!(
                     "{} -> {new_name:?} in netns {}",
@@ -961,6 +1028,59 @@ impl Netlink for FakeNetlink {
             n.sysctls.insert(key.to_owned(), value.to_owned());
             Ok(())
         })
+    }
+
+    fn set_link_down(&self, name: &str) -> Result<(), NetlinkError> {
+        let call = Call::SetLinkDown {
+            ns: self.ns.clone(),
+            name: name.to_owned(),
+        };
+        self.op(call, |st, ns| vf::set_link_down(st, ns, name))
+    }
+
+    fn rename_link(&self, name: &str, new_name: &str) -> Result<(), NetlinkError> {
+        let call = Call::RenameLink {
+            ns: self.ns.clone(),
+            name: name.to_owned(),
+            new_name: new_name.to_owned(),
+        };
+        self.op(call, |st, ns| vf::rename_link(st, ns, name, new_name))
+    }
+
+    fn set_link_mtu(&self, name: &str, mtu: u32) -> Result<(), NetlinkError> {
+        let call = Call::SetLinkMtu {
+            ns: self.ns.clone(),
+            name: name.to_owned(),
+            mtu,
+        };
+        self.op(call, |st, ns| vf::set_link_mtu(st, ns, name, mtu))
+    }
+
+    fn set_link_mac(&self, name: &str, mac: MacAddr) -> Result<(), NetlinkError> {
+        let call = Call::SetLinkMac {
+            ns: self.ns.clone(),
+            name: name.to_owned(),
+            mac,
+        };
+        self.op(call, |st, ns| vf::set_link_mac(st, ns, name, mac))
+    }
+
+    fn vfs(&self, pf: &str) -> Result<Vec<VfConfig>, NetlinkError> {
+        let call = Call::Vfs {
+            ns: self.ns.clone(),
+            pf: pf.to_owned(),
+        };
+        self.op(call, |st, ns| vf::vfs(st, ns, pf))
+    }
+
+    fn set_vf(&self, pf: &str, vf: u32, setting: &VfSetting) -> Result<(), NetlinkError> {
+        let call = Call::SetVf {
+            ns: self.ns.clone(),
+            pf: pf.to_owned(),
+            vf,
+            setting: *setting,
+        };
+        self.op(call, |st, ns| vf::set_vf(st, ns, pf, vf, setting))
     }
 }
 

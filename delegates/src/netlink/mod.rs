@@ -12,12 +12,18 @@ use ipnet::IpNet;
 use crate::netns::{NetnsError, SysctlError};
 
 mod fake;
+#[cfg(test)]
+pub(crate) mod netdevsim_fixture;
 mod rt;
 #[cfg(test)]
 mod tests;
+mod vf;
+#[cfg(test)]
+mod vf_tests;
 
 pub use fake::{Call, FakeNetlink, FakeWorld};
 pub use rt::RtNetlink;
+pub use vf::{VF_QOS_MAX, VF_VLAN_MAX, VfConfig, VfLinkState, VfSetting, VlanProto};
 
 /// Main routing table id.
 pub const RT_TABLE_MAIN: u32 = 254;
@@ -62,6 +68,20 @@ pub trait Netlink: Send + Sync {
     fn routes(&self, ifname: &str) -> Result<Vec<RouteSpec>, NetlinkError>;
     /// Write `/proc/sys/<key>` from a thread inside this instance's netns.
     fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetlinkError>;
+    /// Set a link administratively down.
+    fn set_link_down(&self, name: &str) -> Result<(), NetlinkError>;
+    /// Rename a link in place. Kernels up to 6.1 refuse to rename a link that is up (EBUSY),
+    /// so bring it down first.
+    fn rename_link(&self, name: &str, new_name: &str) -> Result<(), NetlinkError>;
+    /// Set a link's MTU.
+    fn set_link_mtu(&self, name: &str, mtu: u32) -> Result<(), NetlinkError>;
+    /// Set a link's MAC address.
+    fn set_link_mac(&self, name: &str, mac: MacAddr) -> Result<(), NetlinkError>;
+    /// The VFs of PF `pf` as its driver reports them (`IFLA_VFINFO_LIST` of a link request
+    /// with `IFLA_EXT_MASK` `RTEXT_FILTER_VF`), by index; empty when it has none.
+    fn vfs(&self, pf: &str) -> Result<Vec<VfConfig>, NetlinkError>;
+    /// Change one setting of VF `vf` through its PF `pf` (one `RTM_SETLINK`).
+    fn set_vf(&self, pf: &str, vf: u32, setting: &VfSetting) -> Result<(), NetlinkError>;
 }
 
 /// Errors from [`Netlink`] operations. `op` is the trait method name, `what` names the link,
@@ -416,6 +436,9 @@ pub struct LinkInfo {
     pub ipvlan_mode: Option<IpvlanMode>,
     pub ipvlan_flags: Option<IpvlanFlags>,
     pub max_mtu: Option<u32>,
+    /// `IFLA_PARENT_DEV_NAME`: the bus device behind the link (a PCI address for a NIC or a
+    /// VF); `None` for virtual links or when the kernel does not say.
+    pub parent_device: Option<String>,
 }
 
 impl LinkInfo {
@@ -434,6 +457,7 @@ impl LinkInfo {
             ipvlan_mode: None,
             ipvlan_flags: None,
             max_mtu: None,
+            parent_device: None,
         }
     }
 }

@@ -30,6 +30,9 @@ use super::{
 use crate::netlink::Netlink;
 use crate::netns::{NetNs, write_sysctl};
 
+#[path = "rt_vf.rs"]
+mod vf;
+
 /// [`Netlink`] over an rtnetlink socket created inside one network namespace.
 ///
 /// The socket is created on a short-lived thread inside the namespace (sockets stay bound to the
@@ -644,6 +647,30 @@ impl Netlink for RtNetlink {
             .map_err(|source| NetlinkError::Netns { op: OP, source })?
             .map_err(|source| NetlinkError::Sysctl { op: OP, source })
     }
+
+    fn set_link_down(&self, name: &str) -> Result<(), NetlinkError> {
+        self.link_set_down(name)
+    }
+
+    fn rename_link(&self, name: &str, new_name: &str) -> Result<(), NetlinkError> {
+        self.link_rename(name, new_name)
+    }
+
+    fn set_link_mtu(&self, name: &str, mtu: u32) -> Result<(), NetlinkError> {
+        self.link_set_mtu(name, mtu)
+    }
+
+    fn set_link_mac(&self, name: &str, mac: MacAddr) -> Result<(), NetlinkError> {
+        self.link_set_mac(name, mac)
+    }
+
+    fn vfs(&self, pf: &str) -> Result<Vec<super::VfConfig>, NetlinkError> {
+        self.pf_vfs(pf)
+    }
+
+    fn set_vf(&self, pf: &str, vf: u32, setting: &super::VfSetting) -> Result<(), NetlinkError> {
+        self.pf_set_vf(pf, vf, setting)
+    }
 }
 
 fn macvlan_to_nl(m: MacvlanMode) -> MacVlanMode {
@@ -714,6 +741,7 @@ fn parse_link(msg: LinkMessage) -> LinkInfo {
             LinkAttribute::Mtu(m) => info.mtu = m,
             LinkAttribute::MaxMtu(m) => info.max_mtu = Some(m),
             LinkAttribute::Link(p) => info.parent_index = Some(p),
+            LinkAttribute::ParentDevName(d) => info.parent_device = Some(d),
             LinkAttribute::OperState(s) => {
                 info.oper_up = s == State::Up || (s == State::Unknown && lower_up && info.up);
             }

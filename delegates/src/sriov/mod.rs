@@ -1,5 +1,22 @@
-//! SR-IOV: a read-only model of PFs and VFs in sysfs ([`sysfs`]) and the SR-IOV network device
-//! plugin's VF selection ([`selectors`]).
+//! SR-IOV: a read-only model of PFs and VFs in sysfs ([`sysfs`]), the SR-IOV network device
+//! plugin's VF selection ([`selectors`]), and the `sriov` delegate ([`SriovPlugin`]), which
+//! accepts sriov-cni's configuration ([`config`]) and keeps a durable record per VF
+//! ([`record`], [`store`]).
 
+mod add;
+mod check;
+pub mod config;
+mod del;
+pub mod plugin;
+pub mod record;
+mod restore;
 pub mod selectors;
+pub mod store;
 pub mod sysfs;
+
+#[cfg(test)]
+mod kernel_tests;
+#[cfg(test)]
+mod tests;
+
+pub use plugin::SriovPlugin;

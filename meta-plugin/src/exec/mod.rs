@@ -101,6 +101,9 @@ fn builtin(plugin_type: &str) -> Option<Box<dyn Plugin>> {
     match plugin_type {
         "macvlan" | "plexus-macvlan" => Some(Box::new(MacvlanPlugin::default())),
         "ipvlan" | "plexus-ipvlan" => Some(Box::new(IpvlanPlugin::default())),
+        "sriov" | "plexus-sriov" => {
+            Some(Box::new(plexus_delegates::sriov::SriovPlugin::from_env()))
+        }
         _ => None,
     }
 }
