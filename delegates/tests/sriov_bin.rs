@@ -248,5 +248,25 @@ fn sriov_bin_netdevsim_add_check_del() {
     assert_eq!(nl.vfs(&pf).expect("vfs"), original);
     let back = nl.link("vfnet0").expect("ok").expect("home");
     assert_eq!((back.mtu, back.mac), (before.mtu, before.mac));
-    assert_eq!(std::fs::read_dir(state.path()).expect("dir").count(), 0);
+    let files = || {
+        let mut v: Vec<String> = std::fs::read_dir(state.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(), [format!("{vf}.released")], "only the tombstone");
+
+    // containerd's second DEL: netdevsim's VFs start with spoofchk off, which is also what the
+    // configuration asks for; the DEL must know the VF was put back and leave it so
+    assert!(!original[0].spoofchk, "netdevsim's default");
+    let out = call("DEL", &conf).run_in(&host);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(nl.vfs(&pf).expect("vfs"), original, "after a second DEL");
+    assert_eq!(files(), [format!("{vf}.released")]);
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::config::SriovConfig;
 use super::plugin::SriovPlugin;
 use super::record::{Changes, NetdevState, Original, Owner, RECORD_VERSION, VfRecord};
+use super::released::Released;
 use super::restore::{pf_name, restore};
 use super::store::VfLock;
 use super::sysfs::{PciAddress, Vf};
@@ -201,7 +202,8 @@ fn take_over(p: &SriovPlugin, lock: &VfLock, held: &VfRecord) -> Result<(), CniE
     );
     restore(p, held)
         .map_err(|e| e.context(format!("reclaim VF {} from a stale record", held.pci)))?;
-    p.state.remove(lock)?;
+    // remembered, should the vanished owner's DEL still come (the new record replaces it)
+    p.state.release(lock, &Released::of(held))?;
     Ok(())
 }
 
@@ -384,7 +386,9 @@ fn wait_for_carrier(nl: &dyn Netlink, ifname: &str, wait: Duration) -> bool {
 }
 
 /// Undo a failed ADD: the lease, then the VF (see [`restore`]). When everything is back the
-/// record goes; otherwise it is kept holding just what is still changed, for DEL to finish.
+/// record gives way to this attachment's tombstone (so the runtime's DEL of the failed ADD
+/// leaves the VF alone); otherwise it is kept holding just what is still changed, for DEL to
+/// finish.
 fn rollback(
     p: &SriovPlugin,
     req: &Request,
@@ -403,7 +407,7 @@ fn rollback(
         errors.push(e);
     }
     let kept = if errors.is_empty() {
-        match p.state.remove(lock) {
+        match p.state.release(lock, &Released::of(&progress.done)) {
             Ok(()) => return cause,
             Err(e) => {
                 errors.push(e.into());

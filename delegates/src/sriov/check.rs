@@ -21,14 +21,18 @@ pub(super) fn check(p: &SriovPlugin, req: &Request) -> Result<(), CniError> {
         .prev_result()?
         .ok_or_else(|| CniError::invalid_config("CHECK: required prevResult missing"))?;
     let pci = cfg.device_id;
-    let rec = {
+    let (rec, released) = {
         let lock = p.state.lock(&pci)?;
-        p.state.load(&lock)?
+        (p.state.load(&lock)?, p.state.load_released(&lock))
     };
     let rec = rec.ok_or_else(|| {
-        mismatch(format!(
-            "VF {pci} has no record: ADD did not attach it (or DEL released it)"
-        ))
+        mismatch(match released {
+            Some(r) => format!(
+                "VF {pci} has no record: it was released (container {} as {})",
+                r.owner.container_id, r.owner.ifname
+            ),
+            None => format!("VF {pci} has no record: ADD did not attach it (or DEL released it)"),
+        })
     })?;
     if !rec.owner.is(&req.container_id, &req.ifname) {
         return Err(mismatch(format!(

@@ -1,11 +1,14 @@
 //! DEL and GC. DEL releases the lease and, when this attachment holds the VF, puts the VF back
-//! and drops the record; it is idempotent and works with the pod's netns gone. A VF held by
-//! another attachment is never touched. Without a record (lost state), it clears what this
-//! configuration would have put on the VF, so no pod's VLAN or MAC stays behind.
+//! and replaces the record with this attachment's tombstone; it is idempotent and works with
+//! the pod's netns gone. A VF held by another attachment is never touched. Without a record,
+//! a DEL of the attachment named by the tombstone has nothing left to do; otherwise the state
+//! was lost, and DEL clears what this configuration would have put on the VF, so no pod's VLAN
+//! or MAC stays behind.
 
 use super::config::{SriovConfig, lenient_device_id};
 use super::plugin::SriovPlugin;
 use super::record::VfRecord;
+use super::released::Released;
 use super::restore::{is_vf, restore};
 use super::store::VfLock;
 use super::sysfs::PciAddress;
@@ -27,7 +30,7 @@ pub(super) fn del(p: &SriovPlugin, req: &Request) -> Result<(), CniError> {
             tracing::info!(vf = %rec.pci, "restoring VF");
             match restore(p, &rec) {
                 Ok(()) => {
-                    if let Err(e) = p.state.remove(&lock) {
+                    if let Err(e) = p.state.release(&lock, &Released::of(&rec)) {
                         errors.push(e.into());
                     }
                 }
@@ -41,11 +44,19 @@ pub(super) fn del(p: &SriovPlugin, req: &Request) -> Result<(), CniError> {
                 "VF is held by another attachment: not touching it"
             );
         }
-        Ok(Some((lock, None))) => {
-            if let Err(e) = reset_without_record(p, req, &conf, &lock) {
-                errors.push(e);
+        Ok(Some((lock, None))) => match p.state.load_released(&lock) {
+            Some(done) if done.by(&req.container_id, &req.ifname, &conf.name) => {
+                tracing::info!(
+                    vf = %done.pci, released_at_unix = done.released_at_unix,
+                    "VF already put back by this attachment: nothing to do"
+                );
             }
-        }
+            _ => {
+                if let Err(e) = reset_without_record(p, req, &conf, &lock) {
+                    errors.push(e);
+                }
+            }
+        },
         Ok(None) => {}
         Err(e) => errors.push(e),
     }
@@ -74,10 +85,11 @@ fn held_vf(p: &SriovPlugin, req: &Request) -> Result<Option<(VfLock, Option<VfRe
     Ok(Some((lock, rec)))
 }
 
-/// No record for the VF: clear each setting of this configuration that the VF still carries
-/// (its value is the configured one and not the clean one), and bring the netdev home from the
-/// pod if it is there. Settings the configuration does not name are left alone, so a repeated
-/// DEL after a full restore does not clobber an administrator's settings.
+/// No record for the VF and no tombstone of this attachment (the state was lost): clear each
+/// setting of this configuration that the VF still carries (its value is the configured one
+/// and not the clean one), and bring the netdev home from the pod if it is there. Settings the
+/// configuration does not name, or whose value differs from the configured one, are left
+/// alone.
 fn reset_without_record(
     p: &SriovPlugin,
     req: &Request,
@@ -192,7 +204,7 @@ pub(super) fn gc(p: &SriovPlugin, req: &Request) -> Result<(), CniError> {
             tracing::info!(vf = %rec.pci, owner = %rec.owner.container_id, "GC: restoring VF");
             match restore(p, &rec) {
                 Ok(()) => {
-                    if let Err(e) = p.state.remove(&lock) {
+                    if let Err(e) = p.state.release(&lock, &Released::of(&rec)) {
                         errors.push(e.into());
                     }
                 }

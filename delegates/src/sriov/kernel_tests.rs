@@ -56,6 +56,16 @@ fn req(command: Command, pod: &TestNetns, conf: &Value) -> Request {
     }
 }
 
+/// Files in the state directory, sorted.
+fn state_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("state dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 fn link(nl: &dyn Netlink, name: &str) -> Option<LinkInfo> {
     nl.link(name).expect("link lookup")
 }
@@ -157,7 +167,7 @@ fn sriov_veth_standin_moves_configures_and_comes_home() {
     plugin
         .del(&req(Command::Del, &pod, &conf))
         .expect("DEL again");
-    assert_eq!(std::fs::read_dir(state.path()).expect("dir").count(), 0);
+    assert_eq!(state_files(state.path()), [format!("{vf}.released")]);
 }
 
 /// The kernel refuses a route through an unreachable gateway after the netdev is in the pod:
@@ -203,7 +213,7 @@ fn sriov_veth_standin_failed_add_comes_home() {
         (before.index, before.mtu, before.mac, true)
     );
     assert!(!pod.run_ok("ip", &["-o", "link"]).contains("net1"));
-    assert_eq!(std::fs::read_dir(state.path()).expect("dir").count(), 0);
+    assert_eq!(state_files(state.path()), [format!("{vf}.released")]);
 }
 
 /// A netdevsim PF in a test netns, a fake sysfs tree naming it as the PF of a kernel-driver VF

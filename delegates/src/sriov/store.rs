@@ -1,10 +1,14 @@
 //! Where [`VfRecord`]s live: `<dir>/<pci>.json`, each guarded by `<dir>/<pci>.lock` (an
-//! advisory `flock` held for the length of one ADD, DEL, CHECK or GC step on that VF).
+//! advisory `flock` held for the length of one ADD, DEL, CHECK or GC step on that VF). Once a
+//! VF is put back from its record, the record gives way to a [`Released`] tombstone,
+//! `<dir>/<pci>.released`, until the next ADD of the VF saves a record again: at most one of
+//! the two per VF (both only for a moment, or after a crash in between, when the record wins).
 //!
-//! Records are written to a temp file, fsynced, renamed over the old one, and the directory is
-//! fsynced, so a crash leaves either the old or the new record. A lock file is removed when its
-//! VF has no record any more; a process that was waiting on it notices (its file is no longer
-//! the one at the path) and takes the lock again on the new file.
+//! Records and tombstones are written to a temp file, fsynced, renamed over the old one, and
+//! the directory is fsynced, so a crash leaves either the old or the new file. A lock file is
+//! removed when its VF has no record any more (a tombstone does not hold the VF); a process that
+//! was waiting on it notices (its file is no longer the one at the path) and takes the lock
+//! again on the new file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -12,6 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::record::{RECORD_VERSION, VfRecord};
+use super::released::{RELEASED_VERSION, Released};
 use super::sysfs::PciAddress;
 use crate::cni::CniError;
 
@@ -93,6 +98,11 @@ impl StateStore {
         self.dir.join(format!("{pci}.json"))
     }
 
+    /// Where the VF's [`Released`] tombstone lives.
+    pub fn released_path(&self, pci: &PciAddress) -> PathBuf {
+        self.dir.join(format!("{pci}.released"))
+    }
+
     fn lock_path(&self, pci: &PciAddress) -> PathBuf {
         self.dir.join(format!("{pci}.lock"))
     }
@@ -142,14 +152,66 @@ impl StateStore {
         read_record(&lock.record_path)
     }
 
-    /// Write the record durably (temp file, fsync, rename, fsync of the directory).
+    /// Write the record durably (temp file, fsync, rename, fsync of the directory). The VF is
+    /// taken again: a tombstone of an earlier holder goes.
     pub fn save(&self, lock: &VfLock, record: &VfRecord) -> Result<(), StoreError> {
-        let path = &lock.record_path;
-        let tmp = self
-            .dir
-            .join(format!(".{}.json.tmp-{}", lock.pci, std::process::id()));
-        let bytes = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
+        self.write_durably(&lock.record_path, &format!("{}.json", lock.pci), record)?;
+        remove_if_present(&self.released_path(&lock.pci))?;
+        self.sync_dir()
+    }
+
+    /// The VF was put back from `released`'s record: replace the record with the tombstone,
+    /// durably. The tombstone is written first, so a crash in between leaves the record, and a
+    /// repeated DEL restores from it again.
+    pub fn release(&self, lock: &VfLock, released: &Released) -> Result<(), StoreError> {
+        self.write_durably(
+            &self.released_path(&lock.pci),
+            &format!("{}.released", lock.pci),
+            released,
+        )?;
+        remove_if_present(&lock.record_path)?;
+        self.sync_dir()
+    }
+
+    /// The VF's tombstone, read under its lock; `None` when there is none or it cannot be
+    /// read (logged: without it, DEL treats the VF as a lost record, as before tombstones).
+    pub fn load_released(&self, lock: &VfLock) -> Option<Released> {
+        let path = self.released_path(&lock.pci);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read tombstone: {e}");
+                return None;
+            }
+        };
+        match serde_json::from_slice::<Released>(&bytes) {
+            Ok(r) if r.version == RELEASED_VERSION && r.pci == lock.pci => Some(r),
+            Ok(r) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "ignoring tombstone of version {} for VF {}", r.version, r.pci
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unreadable tombstone: {e}");
+                None
+            }
+        }
+    }
+
+    /// Write `value` as JSON at `path` via a temp file (`name` makes it unique per VF and
+    /// kind); the caller fsyncs the directory.
+    fn write_durably(
+        &self,
+        path: &Path,
+        name: &str,
+        value: &impl serde::Serialize,
+    ) -> Result<(), StoreError> {
+        let tmp = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
             message: e.to_string(),
         })?;
         let write = || -> io::Result<()> {
@@ -167,16 +229,7 @@ impl StateStore {
             let _ = fs::remove_file(&tmp);
             return Err(StoreError::io(path, e));
         }
-        self.sync_dir()
-    }
-
-    /// Remove the record durably; a missing record is fine.
-    pub fn remove(&self, lock: &VfLock) -> Result<(), StoreError> {
-        match fs::remove_file(&lock.record_path) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io(&lock.record_path, e)),
-        }
+        Ok(())
     }
 
     fn sync_dir(&self) -> Result<(), StoreError> {
@@ -211,6 +264,15 @@ impl StateStore {
         }
         out.sort_by_key(|r| r.pci);
         Ok(out)
+    }
+}
+
+/// Remove `path`; a missing file is fine.
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(path, e)),
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::plugin::SriovPlugin;
 use super::record::VfRecord;
+use super::released::Released;
 use super::sysfs::PciAddress;
 use super::sysfs::fake_tree::{FakeSysfs, PfSpec, VfSpec};
 use crate::cni::{CniArgs, CniError, CniResult, Command, ErrorCode, Plugin, Request};
@@ -99,6 +100,24 @@ impl Env {
             .unwrap_or_default();
         v.sort();
         v
+    }
+
+    /// The state directory once VFs `indices` are put back: their tombstones and nothing else
+    /// (no record, no lock, no temp file).
+    fn released(&self, indices: &[u32]) -> Vec<String> {
+        let mut v: Vec<String> = indices
+            .iter()
+            .map(|i| format!("{}.released", self.vf(*i)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn tombstone(&self, index: u32) -> Option<Released> {
+        let path = self.plugin.state.released_path(&self.vf(index));
+        std::fs::read(path)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).unwrap())
     }
 
     fn record(&self, index: u32) -> Option<VfRecord> {
@@ -234,11 +253,13 @@ fn add_applies_settings_moves_the_netdev_and_del_restores_everything() {
         (before_link.index, 1500, before_link.mac, true)
     );
     assert!(env.pod_link(POD, "net1").is_none());
+    assert_eq!(env.state_files(), env.released(&[0]), "no record, no lock");
+    let done = env.tombstone(0).expect("tombstone");
     assert_eq!(
-        env.state_files(),
-        Vec::<String>::new(),
-        "no record, no lock"
+        (done.pci, done.owner.clone()),
+        (env.vf(0), rec.owner.clone())
     );
+    assert!(done.released_at_unix > 0);
 
     // idempotent: a second DEL, and containerd's DEL without a netns
     env.clear_calls();
@@ -312,7 +333,7 @@ fn userspace_vf_is_configured_on_the_pf_and_reported_not_moved() {
     env.del("ctr1", Some(POD), &conf).unwrap();
     assert_eq!(env.vf_config(2), VfConfig::clean(2));
     assert!(!lease_dir.join("10.9.0.2").exists(), "lease released");
-    assert_eq!(env.state_files(), Vec::<String>::new());
+    assert_eq!(env.state_files(), env.released(&[2]));
 }
 
 /// Every bad configuration: a code-7 error (code 2 for unsupported keys) naming the field and
@@ -459,10 +480,12 @@ fn keys_match_case_insensitively_and_device_id_comes_from_any_injected_place() {
         "runtimeConfig.mac wins"
     );
     env.del("ctr2", Some(POD), &conf).unwrap();
-    assert_eq!(env.state_files(), Vec::<String>::new());
+    assert_eq!(env.state_files(), env.released(&[0, 1]));
+    assert_eq!(env.tombstone(0).unwrap().owner.container_id, "ctr2");
 }
 
-/// A failure at any step undoes what was done: no lease, no record, no lock, the VF as before.
+/// A failure at any step undoes what was done: no lease, no record, no lock, the VF as before;
+/// just the tombstone that tells the runtime's DEL so.
 #[test]
 fn a_failure_at_each_step_rolls_everything_back() {
     for (op, skip) in [
@@ -509,7 +532,7 @@ fn a_failure_at_each_step_rolls_everything_back() {
         assert!(env.pod_link(POD, "net1").is_none(), "{op}/{skip}");
         assert_eq!(
             env.state_files(),
-            Vec::<String>::new(),
+            env.released(&[0]),
             "{op}/{skip}: no record, no lock"
         );
         let leases: Vec<String> = std::fs::read_dir(dir.path().join("sriov-net"))
@@ -571,7 +594,7 @@ fn a_failed_rollback_keeps_the_record_for_del_to_finish() {
     // the runtime's DEL after the failed ADD finishes the job
     env.del("ctr1", Some(POD), &conf).unwrap();
     assert_eq!(env.vf_config(0), before_vf);
-    assert_eq!(env.state_files(), Vec::<String>::new());
+    assert_eq!(env.state_files(), env.released(&[0]));
 }
 
 #[test]
@@ -592,7 +615,7 @@ fn del_from_another_container_does_not_touch_the_vf() {
     assert!(e.msg.contains("ctr1") && e.msg.contains(POD), "{e}");
     assert_eq!(env.vf_config(0), held);
     env.del("ctr1", Some(POD), &conf).unwrap();
-    assert_eq!(env.state_files(), Vec::<String>::new());
+    assert_eq!(env.state_files(), env.released(&[0]));
 }
 
 #[test]
@@ -637,7 +660,7 @@ fn del_after_the_netns_is_gone_finds_the_vf_by_pci_address() {
     let l = env.host_link("ens1f0v0").expect("renamed back");
     assert_eq!((l.index, l.mtu, l.mac), (before.index, 1500, before.mac));
     assert_eq!(env.vf_config(0), VfConfig::clean(0));
-    assert_eq!(env.state_files(), Vec::<String>::new());
+    assert_eq!(env.state_files(), env.released(&[0]));
 }
 
 #[test]
@@ -650,7 +673,7 @@ fn del_without_device_id_finds_its_record_by_owner() {
     env.del("ctr1", Some(POD), &bare).unwrap();
     assert_eq!(env.vf_config(1), VfConfig::clean(1));
     assert!(env.host_link("ens1f0v1").is_some());
-    assert_eq!(env.state_files(), Vec::<String>::new());
+    assert_eq!(env.state_files(), env.released(&[1]));
 }
 
 #[test]
@@ -797,7 +820,10 @@ fn check_compares_the_live_vf_with_the_record() {
 
     env.del("ctr1", Some(POD), &conf).unwrap();
     let e = check("ctr1", &conf).unwrap_err();
-    assert!(e.msg.contains("no record"), "{e}");
+    assert!(
+        e.msg.contains("no record") && e.msg.contains("released (container ctr1 as net1)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -868,4 +894,195 @@ fn the_record_holds_the_applied_settings_in_order() {
     assert_eq!(rec.pf_name, PF);
     assert_eq!(rec.vf_index, 0);
     assert_eq!(rec.driver.as_deref(), Some("iavf"));
+}
+
+/// An administrator's VF whose setting already equals the configured one: ADD changes nothing
+/// there, DEL restores it, and containerd's repeated DELs (with and without a netns) must not
+/// take the missing record for a lost one and "clean" it.
+#[test]
+fn repeated_dels_keep_admin_values_equal_to_the_configured_ones() {
+    let vlan = VfSetting::Vlan {
+        vlan: 100,
+        qos: 0,
+        proto: VlanProto::Dot1Q,
+    };
+    let cases = [
+        ("spoofchk", VfSetting::SpoofCheck(false), json!("off")),
+        ("vlan", vlan, json!(100)),
+        (
+            "mac",
+            VfSetting::Mac(mac("02:ad:00:00:00:01")),
+            json!("02:ad:00:00:00:01"),
+        ),
+    ];
+    for (key, seed, value) in cases {
+        let env = Env::new();
+        let mut admin = VfConfig::clean(1);
+        admin.apply(&seed);
+        assert_ne!(admin, VfConfig::clean(1), "{key}: not the clean value");
+        env.nl
+            .world
+            .lock()
+            .unwrap()
+            .set_vf_config(None, PF, admin.clone());
+        let mut conf = json!({"cniVersion":"1.0.0","name":"sriov-net","type":"sriov",
+            "deviceID": env.vf(1).to_string()});
+        conf[key] = value;
+        env.add("ctr1", POD, &conf).unwrap();
+        env.del("ctr1", Some(POD), &conf).unwrap();
+        assert_eq!(env.vf_config(1), admin, "{key}: restored");
+        env.clear_calls();
+        env.del("ctr1", Some(POD), &conf).unwrap();
+        env.del("ctr1", None, &conf).unwrap();
+        assert_eq!(env.vf_config(1), admin, "{key}: repeated DELs keep it");
+        assert_eq!(env.mutations(), Vec::<Call>::new(), "{key}: no-op DELs");
+    }
+}
+
+/// The runtime's DEL after a failed (and fully rolled back) ADD finds no record: the rollback's
+/// restore must be remembered as well.
+#[test]
+fn del_after_a_rolled_back_add_keeps_admin_values() {
+    let env = Env::new();
+    let mut admin = VfConfig::clean(0);
+    admin.spoofchk = false;
+    env.nl
+        .world
+        .lock()
+        .unwrap()
+        .set_vf_config(None, PF, admin.clone());
+    let conf = full_conf(&env, 0);
+    env.nl.world.lock().unwrap().fail_next(
+        "add_address",
+        NetlinkError::from_errno("add_address", "injected", 5),
+    );
+    let e = env.add("ctr1", POD, &conf).unwrap_err();
+    assert!(!e.msg.contains("rollback incomplete"), "{e}");
+    assert_eq!(env.vf_config(0), admin, "rolled back");
+    env.clear_calls();
+    env.del("ctr1", Some(POD), &conf).unwrap();
+    env.del("ctr1", None, &conf).unwrap();
+    assert_eq!(env.vf_config(0), admin, "the runtime's DELs keep it");
+    assert_eq!(env.mutations(), Vec::<Call>::new());
+}
+
+/// GC put the VF back; a late DEL of that attachment leaves it alone.
+#[test]
+fn del_after_gc_restored_the_vf_keeps_admin_values() {
+    let env = Env::new();
+    let mut admin = VfConfig::clean(0);
+    admin.vlan = 200;
+    env.nl
+        .world
+        .lock()
+        .unwrap()
+        .set_vf_config(None, PF, admin.clone());
+    let conf = plain_conf(&env, 0);
+    env.add("ctr1", POD, &conf).unwrap();
+    let gc = json!({"cniVersion":"1.1.0","name":"sriov-net","type":"sriov",
+        "cni.dev/valid-attachments":[]});
+    env.plugin.gc(&req(Command::Gc, "", None, &gc)).unwrap();
+    assert_eq!(env.vf_config(0), admin, "GC restored it");
+    env.clear_calls();
+    env.del("ctr1", Some(POD), &conf).unwrap();
+    assert_eq!(env.vf_config(0), admin, "a late DEL keeps it");
+    assert_eq!(env.mutations(), Vec::<Call>::new());
+}
+
+/// The tombstone lasts until the next ADD of the VF, by any attachment, which replaces it with
+/// its record; it neither holds the VF nor keeps the lock file.
+#[test]
+fn the_next_add_replaces_the_tombstone() {
+    let env = Env::new();
+    let conf = plain_conf(&env, 0);
+    env.add("ctr1", POD, &conf).unwrap();
+    env.del("ctr1", Some(POD), &conf).unwrap();
+    assert_eq!(env.state_files(), env.released(&[0]));
+    // not "in use": another pod gets the VF at once, and its ADD removes the tombstone
+    env.add("ctr2", POD2, &conf).unwrap();
+    assert!(env.tombstone(0).is_none(), "{:?}", env.state_files());
+    assert_eq!(env.record(0).unwrap().owner.container_id, "ctr2");
+    let files = env.state_files();
+    assert_eq!(
+        files,
+        [format!("{}.json", env.vf(0)), format!("{}.lock", env.vf(0))]
+    );
+    // ctr1's late DEL now meets ctr2's record: not its VF
+    env.del("ctr1", Some(POD), &conf).unwrap();
+    assert_eq!(env.vf_config(0).vlan, 200);
+    env.del("ctr2", Some(POD2), &conf).unwrap();
+    assert_eq!(env.state_files(), env.released(&[0]));
+    assert_eq!(env.tombstone(0).unwrap().owner.container_id, "ctr2");
+
+    // an ADD that fails before taking the VF leaves an earlier tombstone where it is
+    env.nl
+        .world
+        .lock()
+        .unwrap()
+        .add_link(Some(Path::new(POD)), "net1");
+    let e = env.add("ctr3", POD, &conf).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InterfaceExists as u32, "{e}");
+    assert_eq!(env.tombstone(0).unwrap().owner.container_id, "ctr2");
+}
+
+/// A tombstone speaks only for its own attachment: a DEL by another container, another
+/// interface or (same container and interface) another network, finding no record, still
+/// takes the state for lost and clears what its configuration would have put on the VF.
+#[test]
+fn another_attachments_del_with_a_tombstone_present_resets_as_for_a_lost_record() {
+    for (cid, ifname, network) in [
+        ("ctr2", "net1", "sriov-net"),
+        ("ctr1", "net2", "sriov-net"),
+        ("ctr1", "net1", "other-net"),
+    ] {
+        let env = Env::new();
+        let mut admin = VfConfig::clean(1);
+        admin.spoofchk = false;
+        admin.vlan = 100;
+        env.nl
+            .world
+            .lock()
+            .unwrap()
+            .set_vf_config(None, PF, admin.clone());
+        let conf = json!({"cniVersion":"1.0.0","name":"sriov-net","type":"sriov",
+            "deviceID": env.vf(1).to_string(),"spoofchk":"off","vlan":100});
+        env.add("ctr1", POD, &conf).unwrap();
+        env.del("ctr1", Some(POD), &conf).unwrap();
+        assert_eq!(env.vf_config(1), admin);
+        let mut other = conf.clone();
+        other["name"] = json!(network);
+        let mut del = req(Command::Del, cid, None, &other);
+        del.ifname = ifname.into();
+        env.plugin.del(&del).unwrap();
+        assert_eq!(
+            env.vf_config(1),
+            VfConfig::clean(1),
+            "{cid}/{ifname}/{network}: lost-record reset"
+        );
+        assert_eq!(
+            env.tombstone(1).unwrap().owner.container_id,
+            "ctr1",
+            "the tombstone stays until the next ADD"
+        );
+    }
+}
+
+/// A tombstone that cannot be read counts as none: DEL falls back to the lost-record reset.
+#[test]
+fn an_unreadable_tombstone_counts_as_none() {
+    let env = Env::new();
+    let mut admin = VfConfig::clean(1);
+    admin.vlan = 100;
+    env.nl
+        .world
+        .lock()
+        .unwrap()
+        .set_vf_config(None, PF, admin.clone());
+    let conf = json!({"cniVersion":"1.0.0","name":"sriov-net","type":"sriov",
+        "deviceID": env.vf(1).to_string(),"vlan":100});
+    env.add("ctr1", POD, &conf).unwrap();
+    env.del("ctr1", Some(POD), &conf).unwrap();
+    std::fs::write(env.plugin.state.released_path(&env.vf(1)), "{").unwrap();
+    env.del("ctr1", None, &conf).unwrap();
+    assert_eq!(env.vf_config(1).vlan, 0, "reset as for a lost record");
 }

@@ -263,8 +263,9 @@ impl SriovBed {
     }
 
     /// Nothing of sandbox `cid` is left (beyond `leases`, which were there before): the VF
-    /// restored, no link in the pod but `lo`, no stray link in the node, no VF record or lock,
-    /// no journal, no status file, no device-info copy.
+    /// restored, no link in the pod but `lo`, no stray link in the node, no VF record or lock
+    /// (just the delegate's tombstone saying the VF was put back), no journal, no status file,
+    /// no device-info copy.
     pub fn assert_nothing_left(&self, cid: &str, leases: &[&str], when: &str) {
         self.assert_vf_restored(when);
         assert_eq!(self.env.pod_links(), ["lo"], "{when}: links in the pod");
@@ -276,7 +277,7 @@ impl SriovBed {
         assert_eq!(self.env.leases(), leases, "{when}: leases");
         assert_eq!(
             self.state_files(),
-            Vec::<String>::new(),
+            [format!("{}.released", self.vf)],
             "{when}: sriov record or lock"
         );
         assert!(
