@@ -13,12 +13,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fake_kubelet;
 mod local_env;
 mod pod_state;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
+use fake_kubelet::{FakeKubelet, pod_with_devices};
 use local_env::{Env, text};
 use plexus::config::PlexusConfig;
 use plexus::kube::PodRef;
@@ -26,13 +27,8 @@ use plexus::local::LocalApi;
 use plexus::plan::{Plan, PlanInput, assign_devices, build_plan};
 use plexus::podresources::KubeletPodResources;
 use plexus_delegates::cni::ErrorCode;
-use plexus_kubelet_api::podresources::pod_resources_lister_server::{
-    PodResourcesLister, PodResourcesListerServer,
-};
-use plexus_kubelet_api::podresources::*;
-use plexus_kubelet_api::unix;
+use plexus_kubelet_api::podresources::PodResources;
 use serde_json::{Map, Value, json};
-use tonic::{Request, Response, Status};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 const RESOURCE: &str = "intel.com/sriov_netdevice";
@@ -57,103 +53,9 @@ spec:
   config: '{"cniVersion":"1.0.0","type":"macvlan","master":"eth1"}'
 "#;
 
-/// kubelet's PodResources server for a fixed set of pods; `Get` only when `offers_get`.
-#[derive(Clone)]
-struct FakeKubelet {
-    pods: Vec<PodResources>,
-    offers_get: bool,
-    calls: Arc<Mutex<Vec<&'static str>>>,
-}
-
-#[tonic::async_trait]
-impl PodResourcesLister for FakeKubelet {
-    async fn list(
-        &self,
-        _: Request<ListPodResourcesRequest>,
-    ) -> Result<Response<ListPodResourcesResponse>, Status> {
-        self.calls.lock().unwrap().push("List");
-        Ok(Response::new(ListPodResourcesResponse {
-            pod_resources: self.pods.clone(),
-        }))
-    }
-
-    async fn get_allocatable_resources(
-        &self,
-        _: Request<AllocatableResourcesRequest>,
-    ) -> Result<Response<AllocatableResourcesResponse>, Status> {
-        Err(Status::unimplemented("not served by the fake kubelet"))
-    }
-
-    async fn get(
-        &self,
-        req: Request<GetPodResourcesRequest>,
-    ) -> Result<Response<GetPodResourcesResponse>, Status> {
-        self.calls.lock().unwrap().push("Get");
-        if !self.offers_get {
-            // What a kubelet older than 1.27 answers.
-            return Err(Status::unimplemented("unknown method Get"));
-        }
-        let r = req.into_inner();
-        match self
-            .pods
-            .iter()
-            .find(|p| p.name == r.pod_name && p.namespace == r.pod_namespace)
-        {
-            Some(p) => Ok(Response::new(GetPodResourcesResponse {
-                pod_resources: Some(p.clone()),
-            })),
-            // kubelet's own wording and status code.
-            None => Err(Status::unknown(format!(
-                "pod {} in namespace {} not found",
-                r.pod_name, r.pod_namespace
-            ))),
-        }
-    }
-}
-
-impl FakeKubelet {
-    /// Serves on `<dir>/kubelet.sock`; returns the socket path.
-    fn serve(&self, dir: &Path) -> PathBuf {
-        let sock = dir.join("kubelet.sock");
-        let listener = unix::listen(&sock).unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(PodResourcesListerServer::new(self.clone()))
-                .serve_with_incoming(unix::incoming(listener)),
-        );
-        sock
-    }
-
-    fn calls(&self) -> Vec<&'static str> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-fn kubelet(offers_get: bool, pods: Vec<PodResources>) -> FakeKubelet {
-    FakeKubelet {
-        pods,
-        offers_get,
-        calls: Arc::default(),
-    }
-}
-
 /// A pod whose `app` container got `ids` of the SR-IOV resource.
 fn pod_with_vfs(namespace: &str, name: &str, ids: &[&str]) -> PodResources {
-    PodResources {
-        name: name.into(),
-        namespace: namespace.into(),
-        containers: vec![ContainerResources {
-            name: "app".into(),
-            devices: vec![ContainerDevices {
-                resource_name: RESOURCE.into(),
-                device_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
-                topology: Some(TopologyInfo {
-                    nodes: vec![NumaNode { id: 0 }],
-                }),
-            }],
-            ..Default::default()
-        }],
-    }
+    pod_with_devices(namespace, name, RESOURCE, ids)
 }
 
 fn pod() -> PodRef {
@@ -185,7 +87,7 @@ impl VfBed {
     fn new(test: &str, pods: Vec<PodResources>) -> Option<VfBed> {
         let env = Env::new(test)?;
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let kubelet = kubelet(true, pods);
+        let kubelet = FakeKubelet::new(true, pods);
         let sock = {
             let _in_rt = rt.enter();
             kubelet.serve(env.tmp.path())
@@ -476,7 +378,7 @@ fn device_of(plan: &Plan, ifname: &str) -> (Option<String>, Vec<(Value, Value)>)
 #[tokio::test]
 async fn planning_hands_out_the_vf_the_fake_kubelet_reports_for_the_pod() {
     let tmp = tempfile::tempdir().unwrap();
-    let kubelet = kubelet(
+    let kubelet = FakeKubelet::new(
         true,
         vec![
             pod_with_vfs("fixtures", "other-pod", &["0000:03:02.7"]),
@@ -513,7 +415,7 @@ async fn planning_hands_out_the_vf_the_fake_kubelet_reports_for_the_pod() {
 #[tokio::test]
 async fn without_get_the_list_fallback_hands_two_nads_of_one_resource_different_vfs() {
     let tmp = tempfile::tempdir().unwrap();
-    let kubelet = kubelet(
+    let kubelet = FakeKubelet::new(
         false,
         vec![
             pod_with_vfs("default", "multi-pod", &["0000:03:02.6"]),
@@ -544,7 +446,7 @@ async fn without_get_the_list_fallback_hands_two_nads_of_one_resource_different_
 #[tokio::test]
 async fn a_pod_without_enough_vfs_fails_naming_the_resource() {
     let tmp = tempfile::tempdir().unwrap();
-    let kubelet = kubelet(
+    let kubelet = FakeKubelet::new(
         true,
         vec![pod_with_vfs("fixtures", "multi-pod", &["0000:03:02.1"])],
     );
@@ -569,7 +471,7 @@ async fn a_pod_without_enough_vfs_fails_naming_the_resource() {
 }
 
 fn kubelet_for_other_pod() -> FakeKubelet {
-    kubelet(
+    FakeKubelet::new(
         true,
         vec![pod_with_vfs("fixtures", "other", &["0000:03:02.1"])],
     )

@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fake_kubelet;
 mod local_env;
 mod pod_state;
 mod sriov_chain;

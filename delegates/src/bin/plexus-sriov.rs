@@ -4,14 +4,11 @@
 //! `PLEXUS_SRIOV_STATE_DIR` move sysfs and the state directory (tests, containers).
 
 use std::fs::OpenOptions;
-use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use plexus_delegates::cni::config::parse_config;
-use plexus_delegates::cni::plugin::Outcome;
-use plexus_delegates::cni::reply::{to_reply_bytes, write_stdout};
-use plexus_delegates::cni::{CniError, CniVersion, Request, dispatch};
+use plexus_delegates::cni::plugin::run_main_with;
 use plexus_delegates::sriov::SriovPlugin;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
@@ -25,30 +22,7 @@ struct LogConfig {
 }
 
 fn main() -> ExitCode {
-    let mut stdin = Vec::new();
-    let read = std::io::stdin().read_to_end(&mut stdin);
-    init_logging(&stdin);
-    let outcome = match read {
-        Err(e) => failure(CniError::io(format!("cannot read stdin: {e}"))),
-        Ok(_) => match Request::parse(|k| std::env::var(k).ok(), stdin) {
-            Ok(req) => dispatch(&SriovPlugin::from_env(), &req),
-            Err(e) => failure(e),
-        },
-    };
-    write_stdout(&outcome.stdout);
-    if outcome.success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn failure(e: CniError) -> Outcome {
-    tracing::error!(code = e.code, "{e}");
-    Outcome {
-        stdout: to_reply_bytes(&e.to_json(CniVersion::LATEST.as_str())),
-        success: false,
-    }
+    run_main_with(&SriovPlugin::from_env(), init_logging)
 }
 
 /// sriov-cni's levels (panic, error, warning, info, debug) as tracing filters; `PLEXUS_LOG`

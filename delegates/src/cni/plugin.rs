@@ -100,11 +100,20 @@ fn run_verb(
     }
 }
 
-/// The `main` of a standalone plugin binary: env + stdin in, reply out, exit status.
+/// The `main` of a standalone plugin binary: env + stdin in, reply out, exit status. Logs go
+/// to stderr, filtered by `PLEXUS_LOG` (default: warnings).
 pub fn run_main(plugin: &dyn Plugin) -> ExitCode {
-    init_logging();
+    run_main_with(plugin, |_| init_logging())
+}
+
+/// [`run_main`] with the plugin's own logging set-up: `init_logging` gets the bytes read from
+/// stdin (possibly partial when reading failed) before anything is logged, so a plugin can take
+/// its log destination and level from its configuration.
+pub fn run_main_with(plugin: &dyn Plugin, init_logging: impl FnOnce(&[u8])) -> ExitCode {
     let mut stdin = Vec::new();
-    let outcome = match std::io::stdin().read_to_end(&mut stdin) {
+    let read = std::io::stdin().read_to_end(&mut stdin);
+    init_logging(&stdin);
+    let outcome = match read {
         Err(e) => failure(CniError::io(format!("cannot read stdin: {e}"))),
         Ok(_) => match Request::parse(|k| std::env::var(k).ok(), stdin) {
             Ok(req) => dispatch(plugin, &req),

@@ -12,8 +12,8 @@ use ipnet::IpNet;
 use crate::netns::{NetnsError, SysctlError};
 
 mod fake;
-#[cfg(test)]
-pub(crate) mod netdevsim_fixture;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod netdevsim_fixture;
 mod rt;
 #[cfg(test)]
 mod tests;

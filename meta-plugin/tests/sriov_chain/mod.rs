@@ -11,22 +11,19 @@
 //! - a NAD `sriov-vf` of type `sriov` naming [`RESOURCE`], with VLAN, MAC, spoofchk and trust
 //!   settings and host-local IPAM.
 
-pub mod kubelet;
-pub mod netdevsim;
-
 use std::path::PathBuf;
 use std::process::Output;
 
+use plexus_delegates::netlink::netdevsim_fixture::{self, Netdevsim};
 use plexus_delegates::netlink::{LinkInfo, Netlink, RtNetlink, VfConfig};
 use plexus_delegates::netns::fixture::require_root;
 use plexus_delegates::sriov::record::VfRecord;
 use plexus_delegates::sriov::sysfs::fake_tree::{FakeSysfs, PfSpec, VfSpec};
 use serde_json::{Value, json};
 
+use crate::fake_kubelet::{FakeKubelet, pod_with_devices};
 use crate::local_env::{Env, POD};
 use crate::pod_state;
-use kubelet::FakeKubelet;
-use netdevsim::Netdevsim;
 
 /// The device plugin's resource the NAD names.
 pub const RESOURCE: &str = "intel.com/sriov_netdevice";
@@ -45,6 +42,9 @@ pub const ADMIN_VLAN: &str = "7";
 pub const POD_MAC: &str = "02:5e:00:00:00:0a";
 pub const POD_VLAN: u16 = 1000;
 pub const POD_QOS: u8 = 3;
+/// The first netdevsim device id: ids are global to the kernel, so keep clear of the delegates
+/// crate's tests (from `netdevsim_fixture::ID_BASE`).
+const NSIM_ID_BASE: u32 = 20_000;
 
 pub struct SriovBed {
     // dropped first: the netdevsim device goes while its namespace still exists
@@ -73,12 +73,12 @@ pub struct SriovBed {
 impl SriovBed {
     /// The bed with the NAD's IPAM `ranges` (host-local; the data dir is the bed's).
     pub fn new(test: &str, ranges: Value) -> Option<SriovBed> {
-        if !require_root(test) || !netdevsim::available(test) {
+        if !require_root(test) || !netdevsim_fixture::available(test) {
             return None;
         }
         let env = Env::new(test)?;
         let node = &env.node;
-        let nsim = Netdevsim::new(node, 2);
+        let nsim = Netdevsim::with_id_base(test, node, 2, NSIM_ID_BASE)?;
         let pf = nsim.pf.clone();
         node.run_ok("ip", &["link", "set", &pf, "up"]);
         node.run_ok(
@@ -115,7 +115,11 @@ impl SriovBed {
         let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
         let sock = {
             let _in_rt = rt.enter();
-            FakeKubelet::new("default", POD, RESOURCE, &[&vf]).serve(env.tmp.path())
+            FakeKubelet::new(
+                true,
+                vec![pod_with_devices("default", POD, RESOURCE, &[&vf])],
+            )
+            .serve(env.tmp.path())
         };
         // what the device plugin writes at Allocate (device-info spec 1.1.0)
         let dp_content = json!({"type": "pci", "version": "1.1.0", "pci": {"pci-address": vf}});
