@@ -239,7 +239,11 @@ fn fatal_problems_exit_nonzero_with_the_reason() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("logLevel") && err.contains("loud"), "{err}");
-    assert_eq!(err.matches("must be one of").count(), 1, "the cause once: {err}");
+    assert_eq!(
+        err.matches("must be one of").count(),
+        1,
+        "the cause once: {err}"
+    );
     assert!(
         !Path::new(&node.bin_dir().join("plexus")).exists(),
         "nothing is installed on bad flags"

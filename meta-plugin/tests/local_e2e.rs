@@ -203,6 +203,36 @@ fn failing_second_nad_rolls_everything_back() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// A failure before the last network: the records journaled for the networks after it (whose
+/// delegates never ran) go with the rollback.
+#[test]
+fn failing_first_nad_rolls_back_and_drops_the_records_after_it() {
+    let Some(env) = Env::new("failing_first_nad_rolls_back_and_drops_the_records_after_it") else {
+        return;
+    };
+    let cid = "ab07cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    let config = env.config("macvlan-bad,macvlan-a");
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        err["msg"].as_str().unwrap().contains("default/macvlan-bad"),
+        "{err}"
+    );
+    assert_eq!(env.pod_links(), vec!["lo"], "rollback left links");
+    assert!(
+        env.leases().is_empty(),
+        "rollback left leases: {:?}",
+        env.leases()
+    );
+    assert!(
+        !env.p("cni").join(cid).exists(),
+        "journal left behind: {:?}\nlog:\n{}",
+        env.journal_files(cid),
+        env.log()
+    );
+}
+
 #[test]
 fn corrupt_record_is_reported_and_the_others_are_still_deleted() {
     let Some(env) = Env::new("corrupt_record_is_reported_and_the_others_are_still_deleted") else {

@@ -37,6 +37,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How much of a failed plugin's stdout and stderr goes into the error details.
 const DETAIL_LIMIT: usize = 4096;
 
+/// A configuration up to this size is written to the plugin's stdin without a thread: it is
+/// PIPE_BUF, which even a pipe shrunk to one page (`pipe-user-pages-soft` exceeded) holds, so
+/// writing it into the fresh pipe cannot block.
+const INLINE_STDIN: usize = 4096;
+
 /// libcni retries "text file busy" (the binary being written, or a write fd briefly inherited by
 /// another thread's fork) 5 times, sleeping 1 s; we retry as often with a shorter backoff, within
 /// the deadline.
@@ -445,16 +450,21 @@ fn spawn(
 type StdoutRx = mpsc::Receiver<std::io::Result<Vec<u8>>>;
 type StderrRx = mpsc::Receiver<Vec<u8>>;
 
-/// Feed stdin and drain stdout and stderr on their own threads, so a plugin that writes before
-/// reading cannot deadlock us. The threads end when the pipes close; after a timeout they are
-/// left to finish on their own.
+/// Feed stdin (inline when small, else on a thread) and drain stdout and stderr on their own
+/// threads, so a plugin that writes before reading cannot deadlock us. The threads end when the
+/// pipes close; after a timeout they are left to finish on their own.
 fn start_io(child: &mut Child, stdin: &[u8], plugin_type: &str) -> (StdoutRx, StderrRx) {
     if let Some(mut pipe) = child.stdin.take() {
-        let data = stdin.to_vec();
         // A plugin may exit without reading its stdin (EPIPE): not our error to report.
-        thread::spawn(move || {
-            let _ = pipe.write_all(&data);
-        });
+        if stdin.len() <= INLINE_STDIN {
+            // Fits in the empty pipe: cannot block. Dropping the pipe closes it (EOF).
+            let _ = pipe.write_all(stdin);
+        } else {
+            let data = stdin.to_vec();
+            thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
     }
     let (out_tx, out_rx) = mpsc::channel();
     if let Some(pipe) = child.stdout.take() {
@@ -507,19 +517,39 @@ fn copy_stderr(mut pipe: ChildStderr, plugin: &str) -> Vec<u8> {
     head
 }
 
-/// Poll for the child's exit until `deadline`; `None` when it is still running then.
+/// Block until the child exits; `None` when it is still running at `deadline`.
+///
+/// A waiter thread blocks in `waitid(WEXITED | WNOWAIT)`, which reports the exit without
+/// reaping, and this thread waits for its answer with the deadline as timeout. The exit is
+/// noticed when it happens (no polling), and only [`Child::wait`] here (or after the caller's
+/// kill) reaps: until then the pid stays this child's, as a zombie at worst, so a kill at the
+/// deadline can never reach a recycled pid. After a timeout the caller kills and reaps the
+/// child, which also ends the waiter.
 fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
-    let mut nap = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(nap.min(deadline - now));
-        nap = (nap * 2).min(Duration::from_millis(20));
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let pid = i32::try_from(child.id())
+        .map(nix::unistd::Pid::from_raw)
+        .map_err(|_| std::io::Error::other(format!("pid {} out of range", child.id())))?;
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("plugin-wait".into())
+        .spawn(move || {
+            let exited = loop {
+                match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other.map(drop).map_err(std::io::Error::from),
+                }
+            };
+            // The receiver is gone after a timeout: nobody needs the answer any more.
+            let _ = tx.send(exited);
+        })?;
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Ok(())) => child.wait().map(Some),
+        Ok(Err(e)) => Err(e),
+        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(std::io::Error::other(
+            "the thread waiting for the plugin ended without an answer",
+        )),
     }
 }
 
@@ -700,6 +730,74 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24","gateway":"10.1.2.1"
             e.msg.contains("sleeper") && e.msg.contains("ADD") && e.msg.contains("timeout"),
             "{e}"
         );
+    }
+
+    /// The state letter of `/proc/<pid>/stat` (`Z` for a zombie), `None` when the pid is gone.
+    fn proc_state(pid: u32) -> Option<char> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    #[test]
+    fn timeout_kills_a_hanging_plugin_and_reaps_it() {
+        let bin = tempfile::tempdir().unwrap();
+        let pid_file = bin.path().join("pid");
+        // `exec` keeps the shell's pid, so the recorded pid is the process that hangs.
+        script(
+            bin.path(),
+            "hang",
+            &format!("echo $$ > {}\nexec sleep 600", pid_file.display()),
+        );
+        let req = request(Command::Del, &[bin.path()], None);
+        let e = exec_plugin_timeout("hang", &req, b"{}", Duration::from_millis(300)).unwrap_err();
+        assert!(
+            e.is(ErrorCode::Delegate) && e.msg.contains("timeout") && e.msg.contains("killed"),
+            "{e}"
+        );
+        let pid: u32 = fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Killed and reaped before exec returned: no process, not even a zombie, is left.
+        assert_eq!(proc_state(pid), None, "plugin {pid} is left behind");
+    }
+
+    #[test]
+    fn a_plugin_exit_is_reaped_and_a_large_stdin_is_passed_whole() {
+        let bin = tempfile::tempdir().unwrap();
+        let pid_file = bin.path().join("pid");
+        script(
+            bin.path(),
+            "cat-back",
+            &format!(
+                "echo $$ > {}\ncat > \"$(dirname \"$0\")/seen\"\n\
+                 echo '{{\"cniVersion\":\"1.0.0\"}}'",
+                pid_file.display()
+            ),
+        );
+        // Larger than any pipe buffer, so it is fed by the stdin thread while the plugin reads.
+        let padding = "x".repeat(256 * 1024);
+        let config =
+            format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"cat-back","pad":"{padding}"}}"#);
+        assert!(config.len() > INLINE_STDIN);
+        let result = exec_plugin(
+            "cat-back",
+            &request(Command::Add, &[bin.path()], None),
+            config.as_bytes(),
+        )
+        .unwrap();
+        assert!(result.is_some());
+        assert_eq!(
+            fs::read(bin.path().join("seen")).unwrap(),
+            config.as_bytes()
+        );
+        let pid: u32 = fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(proc_state(pid), None, "plugin {pid} was not reaped");
     }
 
     #[test]

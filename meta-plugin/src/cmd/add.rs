@@ -1,12 +1,16 @@
 //! ADD: plan (then hand out the devices kubelet gave the pod to the NADs that name a
-//! `resourceName`), then (under the container's journal lock, after dealing with an earlier ADD
-//! of the same container, [`super::previous_add`]) for each attachment a durable pending record,
-//! its device-info file (copied from the device plugin's), the delegate ADD and the record
-//! update; then default routes, network-status with one request (carrying the device-info), the
-//! completion mark and one Event. Any failure undoes everything ([`super::rollback`]); a crash
-//! leaves records a DEL (or the next ADD) undoes. Each step boundary is a [`crash_point`].
+//! `resourceName`), then, under the container's journal lock and after dealing with an earlier
+//! ADD of the same container ([`super::previous_add`]): the pending records of every attachment,
+//! made durable together before the first side effect; then for each attachment its
+//! device-info file (copied from the device plugin's), the delegate ADD and the record update;
+//! then default routes, network-status with one request (carrying the device-info), the
+//! completion mark and one Event. Any failure undoes everything ([`super::rollback`], and the
+//! records of attachments not reached are dropped); a crash leaves records a DEL (or the next
+//! ADD) undoes: the DEL of an attachment whose delegate never ran finds nothing to delete. Each
+//! step boundary is a [`crash_point`].
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use plexus_delegates::cni::{CniError, CniResult, Request};
@@ -15,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::config::{DEFAULT_READINESS_POLL, DEFAULT_READINESS_TIMEOUT};
 use crate::devinfo::{CNI_DEVICE_INFO_FILE_CAPABILITY, DeviceInfoDir};
 use crate::exec::{self, Invocation};
-use crate::journal::{Journal, Record, State};
+use crate::journal::{ContainerJournal, Journal, Record, State};
 use crate::kube::KubeApi;
 use crate::plan::{Attachment, PlanInput, assign_devices, build_plan};
 use crate::podresources::KubeletPodResources;
@@ -76,20 +80,22 @@ impl<K: KubeApi> MetaPlugin<K> {
         crash_point::reached("locked");
         self.clear_previous_add(&config, &pod, &cj, req)?;
         let devinfo = DeviceInfoDir::new(&config.device_info_dir);
-        let mut done: Vec<Done> = Vec::with_capacity(plan.attachments.len());
+        // Every record is built (and each delegate's version read) before any is written, and
+        // all are journaled before the first delegate runs.
+        let mut versions = Vec::with_capacity(plan.attachments.len());
+        let mut records = Vec::with_capacity(plan.attachments.len());
         for (index, att) in plan.attachments.iter().enumerate() {
-            // Read before any side effect of this attachment: the record update needs it.
-            let version = match exec::delegate_version(att) {
-                Ok(v) => v,
+            match exec::delegate_version(att) {
+                Ok(v) => versions.push(v),
                 Err(cause) => {
                     let failure = Failure {
                         att,
                         delegate: att.delegate.first_type(),
                         cause,
                     };
-                    return Err(self.fail_add(&config, &pod, &cj, done, None, failure));
+                    return Err(self.fail_add(&config, &pod, &cj, Vec::new(), None, failure));
                 }
-            };
+            }
             let devinfo_file = devinfo.attachment_file(&req.container_id, att);
             let inv = Invocation::new(
                 req,
@@ -99,17 +105,32 @@ impl<K: KubeApi> MetaPlugin<K> {
             );
             let mut record = Record::pending(index, att.clone(), inv);
             record.device_info_file = devinfo_file;
-            let path = match cj.write(&record) {
-                Ok(p) => p,
-                Err(e) => {
-                    let failure = Failure {
-                        att,
-                        delegate: "journal",
-                        cause: e.into(),
-                    };
-                    return Err(self.fail_add(&config, &pod, &cj, done, None, failure));
-                }
-            };
+            records.push(record);
+        }
+        let t = Instant::now();
+        let paths = match cj.write_pending(&records) {
+            Ok(paths) => paths,
+            Err(e) => {
+                let Some(att) = plan.attachments.first() else {
+                    return Err(e.into());
+                };
+                let failure = Failure {
+                    att,
+                    delegate: "journal",
+                    cause: e.into(),
+                };
+                return Err(self.fail_add(&config, &pod, &cj, Vec::new(), None, failure));
+            }
+        };
+        tracing::info!(
+            records = records.len(),
+            duration_us = t.elapsed().as_micros() as u64,
+            "journaled"
+        );
+        let mut done: Vec<Done> = Vec::with_capacity(records.len());
+        let mut pending = paths.into_iter().zip(records).zip(versions).enumerate();
+        while let Some((index, ((path, mut record), version))) = pending.next() {
+            let att = &plan.attachments[index];
             crash_point::reached_indexed("pending", index);
             // As in Multus, a device-info file that cannot be copied costs network-status its
             // device-info, not the attachment.
@@ -120,6 +141,7 @@ impl<K: KubeApi> MetaPlugin<K> {
             let result = match exec::add(att, &record.invocation) {
                 Ok((result, _)) => result,
                 Err(step) => {
+                    drop_never_run(&cj, pending.map(|(_, ((path, _), _))| path));
                     let failure = Failure {
                         att,
                         delegate: &step.plugin,
@@ -145,13 +167,14 @@ impl<K: KubeApi> MetaPlugin<K> {
             crash_point::reached_indexed("delegate-added", index);
             record.state = State::Added;
             record.result = Some(result.to_json(version));
-            let written = cj.write(&record);
+            let written = cj.update(&record);
             done.push(Done {
                 path,
                 record,
                 result,
             });
             if let Err(e) = written {
+                drop_never_run(&cj, pending.map(|(_, ((path, _), _))| path));
                 let failure = Failure {
                     att,
                     delegate: "journal",
@@ -247,6 +270,18 @@ impl<K: KubeApi> MetaPlugin<K> {
             "ADD done"
         );
         Ok(cluster)
+    }
+}
+
+/// Removes the pending records of attachments whose delegate never ran (those after the one
+/// that failed): nothing of theirs exists, so unlike the rollback of the others no delegate DEL
+/// is needed. A record that cannot be removed stays for the runtime's DEL, for which it is
+/// harmless.
+fn drop_never_run(cj: &ContainerJournal, paths: impl Iterator<Item = PathBuf>) {
+    for path in paths {
+        if let Err(e) = cj.remove(&path) {
+            tracing::warn!("{e}: the runtime's DEL removes it");
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 //! the DEL.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use plexus_delegates::cni::{CniError, Request};
 
@@ -84,15 +85,24 @@ pub struct DelReport {
 
 impl<K: KubeApi> MetaPlugin<K> {
     pub(super) fn cmd_del(&self, req: &Request) -> Result<(), CniError> {
+        let started = Instant::now();
         let config = parse_config(req)?;
         let journal = Journal::new(&config.cni_dir);
         let local = config.kubeconfig.is_none();
         if !journal.exists(&req.container_id) && !journal.has_orphans(&req.container_id) {
+            // A sandbox Multus set up before the node switched: DEL from Multus's cache file.
+            if let Some(errors) = super::multus_cache::del_from_multus_cache(&config, req)? {
+                return finish(errors, "DEL");
+            }
             tracing::info!("nothing journaled: DEL is a no-op");
             // A DEL that crashed after its journal went may have left the status file.
             if local {
                 remove_local_status(&config, &pod_ref(req), &req.container_id);
             }
+            tracing::info!(
+                duration_us = started.elapsed().as_micros() as u64,
+                "DEL done"
+            );
             return Ok(());
         }
         let report = del_container(
@@ -106,6 +116,11 @@ impl<K: KubeApi> MetaPlugin<K> {
         if local && !journal.exists(&req.container_id) {
             remove_local_status(&config, &pod_ref(req), &req.container_id);
         }
+        tracing::info!(
+            failed = report.errors.len(),
+            duration_us = started.elapsed().as_micros() as u64,
+            "DEL done"
+        );
         finish(report.errors, "DEL")
     }
 }

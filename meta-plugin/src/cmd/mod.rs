@@ -19,6 +19,7 @@ mod del;
 mod detach;
 mod events;
 mod gc;
+mod multus_cache;
 pub mod network_status;
 mod orphans;
 mod previous_add;

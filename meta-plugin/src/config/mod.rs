@@ -6,7 +6,8 @@
 //! [`plexus_delegates::cni::config::parse_config`]. Defaults are Multus's. Plexus adds its own
 //! keys: `events` (post Kubernetes Events, default `true`), `nadDir` (local mode's NAD
 //! manifests), `podResourcesSocket` and `deviceInfoDir` (the device-plugin hand-off; Multus
-//! hard-codes both paths).
+//! hard-codes both paths), `multusCacheDir` (where DEL finds the cache files of sandboxes
+//! Multus created before the node switched, see `cmd::multus_cache`).
 //!
 //! - [`PlexusConfig::parse`]: stdin bytes → a validated [`PlexusConfig`].
 //! - [`network`]: `clusterNetwork`/`defaultNetworks` references and their resolution to a CNI
@@ -194,6 +195,11 @@ pub struct PlexusConfig {
     pub conf_dir: PathBuf,
     /// `cniDir`: the journal and state.
     pub cni_dir: PathBuf,
+    /// `multusCacheDir` (Plexus's own key): where Multus kept its per-container cache files
+    /// (Multus's `cniDir`), read by a DEL that finds nothing journaled. Default: `cniDir`, since
+    /// a Multus config whose `type` was changed keeps Multus's `cniDir` (and both default to
+    /// `/var/lib/cni/multus`); set it when Plexus's `cniDir` differs from the one Multus used.
+    pub multus_cache_dir: PathBuf,
     pub bin_dir: PathBuf,
     /// `clusterNetwork`, or `delegates[0]`.
     pub cluster_network: ClusterNetworkSpec,
@@ -250,6 +256,8 @@ struct RawConfig {
     conf_dir: Option<String>,
     #[serde(default, rename = "cniDir")]
     cni_dir: Option<String>,
+    #[serde(default, rename = "multusCacheDir")]
+    multus_cache_dir: Option<String>,
     #[serde(default, rename = "binDir")]
     bin_dir: Option<String>,
     #[serde(default, rename = "clusterNetwork")]
@@ -388,13 +396,19 @@ impl PlexusConfig {
             }
         }
 
+        let cni_dir = dir(raw.cni_dir, DEFAULT_CNI_DIR);
+        let multus_cache_dir = non_empty(raw.multus_cache_dir)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cni_dir.clone());
+
         Ok(PlexusConfig {
             name: raw.name.unwrap_or_default(),
             plugin_type: raw.plugin_type.unwrap_or_default(),
             cni_version: non_empty(raw.cni_version),
             kubeconfig: non_empty(raw.kubeconfig).map(PathBuf::from),
             conf_dir: dir(raw.conf_dir, DEFAULT_CONF_DIR),
-            cni_dir: dir(raw.cni_dir, DEFAULT_CNI_DIR),
+            cni_dir,
+            multus_cache_dir,
             bin_dir: dir(raw.bin_dir, DEFAULT_BIN_DIR),
             cluster_network,
             extra_delegates,
@@ -492,6 +506,7 @@ mod tests {
         assert_eq!(c.kubeconfig, None);
         assert_eq!(c.conf_dir, PathBuf::from("/etc/cni/multus/net.d"));
         assert_eq!(c.cni_dir, PathBuf::from("/var/lib/cni/multus"));
+        assert_eq!(c.multus_cache_dir, PathBuf::from("/var/lib/cni/multus"));
         assert_eq!(c.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(c.multus_namespace, "kube-system");
         assert_eq!(c.policy.system_namespaces, vec!["kube-system"]);
@@ -535,7 +550,8 @@ mod tests {
               "RuntimeConfig": {"HostPort": 80},
               "LogFile": "/var/log/plexus.log", "LOGLEVEL": "Verbose", "LogToStderr": false,
               "Events": false,
-              "PodResourcesSocket": "/k/pr.sock", "DEVICEINFODIR": "/d"
+              "PodResourcesSocket": "/k/pr.sock", "DEVICEINFODIR": "/d",
+              "MultusCacheDir": "/m"
             }"#,
         )
         .unwrap();
@@ -589,6 +605,10 @@ mod tests {
         assert!(!c.events);
         assert_eq!(c.pod_resources_socket, PathBuf::from("/k/pr.sock"));
         assert_eq!(c.device_info_dir, PathBuf::from("/d"));
+        assert_eq!(c.multus_cache_dir, PathBuf::from("/m"));
+        // Without the key it follows cniDir (the one Multus's own config named).
+        let c = parse(r#"{"clusterNetwork":"x","cniDir":"/s","multusCacheDir":""}"#).unwrap();
+        assert_eq!(c.multus_cache_dir, PathBuf::from("/s"));
     }
 
     #[test]

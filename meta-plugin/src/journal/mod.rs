@@ -2,13 +2,21 @@
 //! CHECK and GC never need the API server, the pod or the NAD.
 //!
 //! Layout: `<cniDir>/<containerID>/lock` (the per-container lock, `std::fs::File::lock`) and one
-//! record per attachment, `<cniDir>/<containerID>/<index>-<ifname>.json`. A record is written
-//! (state `pending`) before the delegate's ADD runs and rewritten with the result (state
-//! `added`) after it; each write goes to a temp file that is fsynced, renamed over the record,
-//! and the directory fsynced. When every attachment is added and network-status is written, the
-//! ADD marks the container `committed` (an empty file beside the records): a later ADD of the
-//! same container tells a completed ADD (an error: the runtime must DEL first) from one that was
-//! interrupted (its leftovers are undone first).
+//! record per attachment, `<cniDir>/<containerID>/<index>-<ifname>.json`.
+//!
+//! An ADD writes the records of the whole validated plan (state `pending`) before the first
+//! delegate runs ([`ContainerJournal::write_pending`]): each to a temp file that is fsynced and
+//! renamed, then the directory fsynced once. A pending record is all a DEL needs: it runs the
+//! delegate's DEL, which is harmless when the ADD never ran. After each delegate's ADD its record
+//! is rewritten with the result (state `added`, [`ContainerJournal::update`]) by a rename over
+//! the pending one, without a directory fsync (losing the rename in a power loss leaves the
+//! pending record) and with the new file flushed only where a power loss could otherwise leave
+//! the name without its data ([`durability`]).
+//!
+//! When every attachment is added and network-status is written, the ADD marks the container
+//! `committed` (an empty file beside the records): a later ADD of the same container tells a
+//! completed ADD (an error: the runtime must DEL first) from one that was interrupted (its
+//! leftovers are undone first).
 //!
 //! A record is removed only after its delegate DEL succeeded, in every mode. The record of an
 //! attachment whose DEL failed either stays where it is or is moved (rename, directories
@@ -21,6 +29,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use plexus_delegates::cni::{CniError, CniResult, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -37,6 +46,7 @@ const TMP_PREFIX: &str = ".tmp-";
 /// The subdirectory of `cniDir` holding the orphan area.
 pub const ORPHANS_DIR: &str = "orphans";
 
+mod durability;
 mod orphans;
 
 /// A journal failure, naming the file.
@@ -174,6 +184,7 @@ impl Journal {
                         id: container_id.to_owned(),
                         dir,
                         orphan_dir: self.orphan_dir(container_id),
+                        rename_over_keeps_data: OnceLock::new(),
                         _lock: file,
                     });
                 }
@@ -219,7 +230,16 @@ pub struct ContainerJournal {
     dir: PathBuf,
     /// `<cniDir>/orphans/<containerID>` (may not exist).
     orphan_dir: PathBuf,
+    /// [`durability::rename_over_keeps_data`] of `dir`, examined on the first update.
+    rename_over_keeps_data: OnceLock<bool>,
     _lock: File,
+}
+
+/// Whether a record's temp file is flushed before its rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    None,
+    Data,
 }
 
 impl ContainerJournal {
@@ -231,8 +251,51 @@ impl ContainerJournal {
         &self.dir
     }
 
-    /// Writes (creates or replaces) a record durably.
+    /// Writes (creates or replaces) one record durably: temp file, fsync, rename, fsync of the
+    /// directory.
     pub fn write(&self, record: &Record) -> Result<PathBuf, JournalError> {
+        let path = self.write_file(record, Flush::Data)?;
+        self.sync_dir()?;
+        Ok(path)
+    }
+
+    /// Writes the pending records of a whole plan durably before its first side effect: each
+    /// to a temp file that is fsynced and renamed, then one fsync of the directory for all the
+    /// renames. Returns their paths, in order. On failure, the records written so far are
+    /// removed again (no delegate ran for them) and the error names the file.
+    pub fn write_pending(&self, records: &[Record]) -> Result<Vec<PathBuf>, JournalError> {
+        let mut paths = Vec::with_capacity(records.len());
+        let written = records
+            .iter()
+            .try_for_each(|record| {
+                paths.push(self.write_file(record, Flush::Data)?);
+                Ok(())
+            })
+            .and_then(|()| self.sync_dir());
+        match written {
+            Ok(()) => Ok(paths),
+            Err(e) => {
+                for path in &paths {
+                    let _ = fs::remove_file(path);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Rewrites a record already made durable by [`Self::write_pending`] (its state `added` and
+    /// the result): a rename over it, without a directory fsync, the new file's data flushed
+    /// first only where a power loss could leave the record's name without its data
+    /// ([`durability`]). Either way a crash leaves the pending record or the updated one.
+    pub fn update(&self, record: &Record) -> Result<PathBuf, JournalError> {
+        let keeps = *self
+            .rename_over_keeps_data
+            .get_or_init(|| durability::rename_over_keeps_data(&self.dir));
+        self.write_file(record, if keeps { Flush::None } else { Flush::Data })
+    }
+
+    /// The record to a temp file (flushed as `flush` says), renamed to its name.
+    fn write_file(&self, record: &Record, flush: Flush) -> Result<PathBuf, JournalError> {
         let path = self.dir.join(record.file_name());
         let tmp = self.dir.join(format!("{TMP_PREFIX}{}", record.file_name()));
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| JournalError::Corrupt {
@@ -243,11 +306,12 @@ impl ContainerJournal {
             let mut f = File::create(&tmp).map_err(|e| JournalError::io(&tmp, "create", e))?;
             f.write_all(&bytes)
                 .map_err(|e| JournalError::io(&tmp, "write", e))?;
-            f.sync_all()
-                .map_err(|e| JournalError::io(&tmp, "fsync", e))?;
+            if flush == Flush::Data {
+                f.sync_all()
+                    .map_err(|e| JournalError::io(&tmp, "fsync", e))?;
+            }
         }
         fs::rename(&tmp, &path).map_err(|e| JournalError::io(&path, "rename", e))?;
-        self.sync_dir()?;
         Ok(path)
     }
 

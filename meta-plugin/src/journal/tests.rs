@@ -206,3 +206,62 @@ fn records_without_a_device_info_file_still_read() {
     assert!(!text.contains("device_info_file"), "{text}");
     assert_eq!(c.read_all().unwrap()[0].record.as_ref().unwrap(), &r);
 }
+
+#[test]
+fn a_plan_is_journaled_pending_then_each_record_updated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let c = j.lock("c1").unwrap();
+    let records: Vec<Record> = ["eth0", "net1", "net2"]
+        .iter()
+        .enumerate()
+        .map(|(i, ifname)| Record::pending(i, attachment(ifname), invocation()))
+        .collect();
+    let paths = c.write_pending(&records).unwrap();
+    assert_eq!(
+        paths,
+        ["0-eth0.json", "1-net1.json", "2-net2.json"].map(|n| tmp.path().join("c1").join(n))
+    );
+    let all = c.read_all().unwrap();
+    assert_eq!(all.len(), 3);
+    for (entry, record) in all.iter().zip(&records) {
+        assert_eq!(entry.record.as_ref().unwrap(), record);
+    }
+
+    let mut added = records[1].clone();
+    added.state = State::Added;
+    added.result =
+        Some(json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2/24"}], "dns": {}}));
+    assert_eq!(c.update(&added).unwrap(), paths[1]);
+    let all = c.read_all().unwrap();
+    assert_eq!(all[1].record.as_ref().unwrap(), &added);
+    assert_eq!(all[0].record.as_ref().unwrap().state, State::Pending);
+    // no temp files are left behind
+    let names: Vec<String> = std::fs::read_dir(c.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+}
+
+#[test]
+fn a_plan_that_cannot_be_journaled_leaves_no_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    let c = j.lock("c1").unwrap();
+    // A directory where the second record goes: its rename fails after the first is written.
+    std::fs::create_dir(c.dir().join("1-net1.json")).unwrap();
+    let records = vec![
+        Record::pending(0, attachment("eth0"), invocation()),
+        Record::pending(1, attachment("net1"), invocation()),
+        Record::pending(2, attachment("net2"), invocation()),
+    ];
+    let e = c.write_pending(&records).unwrap_err().to_string();
+    assert!(e.contains("1-net1.json") && e.contains("rename"), "{e}");
+    assert!(!c.dir().join("0-eth0.json").exists());
+    assert!(!c.dir().join("2-net2.json").exists());
+    std::fs::remove_dir(c.dir().join("1-net1.json")).unwrap();
+    assert!(c.read_all().unwrap().is_empty());
+    assert!(c.remove_if_empty().unwrap());
+}

@@ -9,9 +9,10 @@
 //!   when it passes none, the caller hands `build_plan` `pod_annotations: Some(&Map::new())`
 //!   (see [`LocalApi::has_pods`]), so the sandbox gets the cluster network and `defaultNetworks`.
 //! - network-status is written to `<cniDir>/status/<namespace>_<name>.json` (the annotation's
-//!   bytes, temp file + fsync + rename). The sandbox that writes it records its container id
-//!   beside it first ([`LocalApi::claim_status`], `<namespace>_<name>.owner`), and a DEL removes
-//!   it only when it is that sandbox's ([`LocalApi::remove_status`]; see [`owner`]).
+//!   bytes, temp file + rename; not fsynced, see `status::atomic_write`). The sandbox that
+//!   writes it records its container id beside it first ([`LocalApi::claim_status`],
+//!   `<namespace>_<name>.owner`), and a DEL removes it only when it is that sandbox's
+//!   ([`LocalApi::remove_status`]; see [`owner`]).
 //! - Events are appended, one line each, to `<cniDir>/events.log`.
 
 pub mod manifests;

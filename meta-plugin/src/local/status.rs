@@ -36,7 +36,7 @@ pub(super) fn check_pod(what: &str, pod: &PodRef) -> Result<(), KubeError> {
 }
 
 /// Writes the network-status annotation value (exactly the bytes the API server would get) to
-/// `<cniDir>/status/<namespace>_<name>.json`: temp file, fsync, rename, fsync of the directory.
+/// `<cniDir>/status/<namespace>_<name>.json` ([`atomic_write`]: temp file, rename).
 pub(super) fn write_status(
     cni_dir: &Path,
     pod: &PodRef,
@@ -56,6 +56,16 @@ pub(super) fn write_status(
         .map_err(|e| other(format!("writing {}: {e}", path.display())))
 }
 
+/// Replaces `path` (in `dir`) by `bytes` through a temp file and a rename, so a reader (or a
+/// process killed halfway) never sees a partial file.
+///
+/// Nothing is fsynced: the status file and its owner record describe a live sandbox, and a
+/// power loss, the only crash the page cache does not survive, ends every sandbox of the node.
+/// What it can leave (an old, missing or empty file) describes a sandbox that no longer
+/// exists: the pod's next sandbox claims and rewrites both, and its DEL removes them. An empty
+/// owner record keeps a stale status file in place until then, which is only a display
+/// matter: nothing reads these files to decide an attachment. The durable state that a DEL
+/// needs is the journal's.
 pub(super) fn atomic_write(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let file_name = path
@@ -68,11 +78,8 @@ pub(super) fn atomic_write(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Re
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        File::create(&tmp)?.write_all(bytes)?;
+        std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         // Best effort: the temp file must not linger.

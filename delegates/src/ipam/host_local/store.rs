@@ -2,7 +2,8 @@
 //! `<dataDir>/<network>/<ip>` holds `<containerID>\r\n<ifname>` (older versions wrote the
 //! container id alone), `last_reserved_ip.<setIndex>` holds the last address handed out from
 //! that range set, and every read-modify-write holds an exclusive `flock` on
-//! `<dataDir>/<network>/lock`.
+//! `<dataDir>/<network>/lock`. What is flushed to disk, and why, is said where each file is
+//! written (the reference flushes nothing).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -156,9 +157,16 @@ impl Locked<'_> {
             }
         };
         let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
+        // Durability (the reference host-local syncs nothing; only a power loss is at stake,
+        // a SIGKILL leaves the page cache): the lease's content is flushed, its directory entry
+        // is not. A power loss ends every sandbox of the node, so a lease whose name is lost
+        // only frees an address nobody uses any more. But a name that survives without its
+        // content (a new file's data is written back later than its name on most filesystems)
+        // would be a lease without an owner: no DEL ever releases it, so the address would
+        // leak. Flushing the data before returning rules that out.
         if let Err(e) = file
             .write_all(content.as_bytes())
-            .and_then(|()| file.sync_all())
+            .and_then(|()| file.sync_data())
         {
             let _ = fs::remove_file(&path);
             return Err(IpamError::io(
@@ -166,13 +174,15 @@ impl Locked<'_> {
                 e,
             ));
         }
-        self.sync_dir();
         self.write_last_reserved(set_idx, ip)?;
         Ok(true)
     }
 
-    /// Write `last_reserved_ip.<idx>` (temp file, fsync, rename). Same bytes as the reference:
-    /// the address, no newline.
+    /// Write `last_reserved_ip.<idx>` (temp file, rename: readers never see half a file). Same
+    /// bytes as the reference: the address, no newline. Not fsynced, like the reference: it
+    /// only says where the next search starts, and a lost, stale or unreadable one makes the
+    /// search start elsewhere (the range start), while every lease is still taken with
+    /// `O_EXCL`, so no address is handed out twice.
     fn write_last_reserved(&self, set_idx: usize, ip: IpAddr) -> Result<(), IpamError> {
         let name = format!("{LAST_RESERVED_PREFIX}{set_idx}");
         let final_path = self.path(&name);
@@ -185,18 +195,19 @@ impl Locked<'_> {
                 .mode(0o644)
                 .open(&tmp)?;
             f.write_all(ip.to_string().as_bytes())?;
-            f.sync_all()?;
             fs::rename(&tmp, &final_path)
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             IpamError::io(format!("cannot write {}", final_path.display()), e)
         })?;
-        self.sync_dir();
         Ok(())
     }
 
-    /// Durability of creates, renames and removals; best effort.
+    /// Durability of removals (DEL, GC); best effort. A release must not come back after a
+    /// power loss once the caller has forgotten the attachment (the meta-plugin removes its
+    /// journal record durably after the DEL): the lease would then have an owner that no DEL
+    /// will ever come for.
     fn sync_dir(&self) {
         if let Ok(d) = File::open(&self.store.dir) {
             let _ = d.sync_all();
