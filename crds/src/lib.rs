@@ -13,7 +13,7 @@ pub mod status;
 
 pub use nad::{
     ConfFileMatch, NadConfig, NadConfigError, NadResolution, NetworkAttachmentDefinition,
-    NetworkAttachmentDefinitionSpec, crd_manifest_yaml, select_conf_file,
+    NetworkAttachmentDefinitionSpec, crd_manifest_yaml, json_kind, select_conf_file,
 };
 pub use selection::{
     NetworkSelection, SelectionError, parse_default_network_annotation, parse_networks_annotation,

@@ -395,7 +395,8 @@ pub(crate) fn get_ci<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m V
     })
 }
 
-pub(crate) fn json_kind(value: &Value) -> &'static str {
+/// The JSON type of a value, for error messages ("a string", "an object", ...).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

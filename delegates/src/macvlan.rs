@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::cni::config::parse_config;
 use crate::cni::{CniError, NetConf, Request};
-use crate::link::plugin::{LinkKind, LinkPlugin, parse_mtu};
+use crate::link::plugin::{LinkKind, LinkPlugin, parse_mtu, requested_mac};
 use crate::link::{ADDRESS_SYSCTLS, AddressSource, KernelNetlink, LinkPlan};
 use crate::netlink::{LinkInfo, MacAddr, MacvlanMode, NewLinkKind};
 
@@ -63,18 +63,7 @@ impl Macvlan {
             })?
         };
         let mtu = parse_mtu(raw.mtu)?;
-        // precedence as in the reference plugin: config, then CNI_ARGS MAC=, then runtimeConfig
-        req.args.check_known(&["MAC"])?;
-        let mut mac = (!raw.mac.is_empty()).then_some(("mac", raw.mac.as_str()));
-        if let Some(m) = req.args.get("MAC").filter(|m| !m.is_empty()) {
-            mac = Some(("CNI_ARGS MAC", m));
-        }
-        if !raw.runtime_config.mac.is_empty() {
-            mac = Some(("runtimeConfig.mac", raw.runtime_config.mac.as_str()));
-        }
-        let mac = mac
-            .map(|(field, value)| parse_mac(field, value))
-            .transpose()?;
+        let mac = requested_mac(req, &raw.mac, &raw.runtime_config.mac)?;
         Ok(Macvlan {
             master: (!raw.master.is_empty()).then_some(raw.master),
             mode,
@@ -113,12 +102,6 @@ impl Macvlan {
             },
         }
     }
-}
-
-pub(crate) fn parse_mac(field: &str, value: &str) -> Result<MacAddr, CniError> {
-    MacAddr::parse_unicast(value).map_err(|e| {
-        CniError::invalid_config(format!("{field}: invalid MAC address {value:?}: {e}"))
-    })
 }
 
 /// The macvlan plugin, over any netlink provider (the kernel, or the fake in unit tests).

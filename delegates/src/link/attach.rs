@@ -45,6 +45,17 @@ pub struct LinkPlan {
     pub addresses: AddressSource,
 }
 
+/// Refuses an ADD whose interface `ifname` already exists in the sandbox `ns` (at `path`).
+pub fn ensure_absent(ns: &dyn Netlink, ifname: &str, path: &Path) -> Result<(), CniError> {
+    if ns.link(ifname).map_err(|e| netlink_error(&e))?.is_some() {
+        return Err(CniError::new(
+            ErrorCode::InterfaceExists,
+            format!("interface {ifname} already exists in {}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// ADD: create, address and bring up `req.ifname` in `req.netns`.
 pub fn attach(
     sys: &dyn NetlinkProvider,
@@ -73,20 +84,7 @@ pub fn attach(
             master.name, master.mtu
         )));
     }
-    if cont
-        .link(&req.ifname)
-        .map_err(|e| netlink_error(&e))?
-        .is_some()
-    {
-        return Err(CniError::new(
-            ErrorCode::InterfaceExists,
-            format!(
-                "interface {} already exists in {}",
-                req.ifname,
-                path.display()
-            ),
-        ));
-    }
+    ensure_absent(cont.as_ref(), &req.ifname, path)?;
     let spec = NewLink {
         name: req.ifname.clone(),
         kind: (plan.kind)(master.index),

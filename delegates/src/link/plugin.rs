@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use crate::cni::{CniError, CniResult, NetConf, Plugin, Request};
 use crate::ipam;
-use crate::netlink::LinkInfo;
+use crate::netlink::{LinkInfo, MacAddr};
 
 use super::attach::{self, AddressSource, LinkExpectation, LinkPlan};
 use super::provider::{KernelNetlink, NetlinkProvider};
@@ -92,6 +92,30 @@ impl<K: LinkKind, P: NetlinkProvider> Plugin for LinkPlugin<K, P> {
             Ok(())
         }
     }
+}
+
+/// The MAC address the reference plugins (macvlan, sriov) give the interface: `mac` from the
+/// config, overridden by CNI_ARGS `MAC=`, then by `runtimeConfig.mac` (empty = not set). Refuses
+/// CNI_ARGS keys other than `MAC` (and the standard ones); errors name the field and the value.
+pub fn requested_mac(
+    req: &Request,
+    config_mac: &str,
+    runtime_config_mac: &str,
+) -> Result<Option<MacAddr>, CniError> {
+    req.args.check_known(&["MAC"])?;
+    let mut mac = (!config_mac.is_empty()).then_some(("mac", config_mac));
+    if let Some(m) = req.args.get("MAC").filter(|m| !m.is_empty()) {
+        mac = Some(("CNI_ARGS MAC", m));
+    }
+    if !runtime_config_mac.is_empty() {
+        mac = Some(("runtimeConfig.mac", runtime_config_mac));
+    }
+    mac.map(|(field, value)| {
+        MacAddr::parse_unicast(value).map_err(|e| {
+            CniError::invalid_config(format!("{field}: invalid MAC address {value:?}: {e}"))
+        })
+    })
+    .transpose()
 }
 
 /// `mtu` as the reference plugins read it: 0 = the kernel's choice, negative is an error.

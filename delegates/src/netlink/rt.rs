@@ -226,13 +226,7 @@ impl RtNetlink {
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
         msg.attributes
             .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-        self.exec(
-            op,
-            what,
-            RouteNetlinkMessage::SetLink(msg),
-            NLM_F_REQUEST | NLM_F_ACK,
-        )
-        .map(drop)
+        self.set_link(op, what, msg)
     }
 
     /// Best-effort: bring link `name` back from `target` into this instance's namespace.
@@ -513,18 +507,10 @@ impl Netlink for RtNetlink {
 
     fn set_link_up(&self, name: &str) -> Result<(), NetlinkError> {
         const OP: &str = "set_link_up";
-        self.check_name(OP, name)?;
-        let mut msg = LinkMessage::default();
+        let mut msg = self.named(OP, name)?;
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
-        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        self.exec(
-            OP,
-            || self.link_what(name),
-            RouteNetlinkMessage::SetLink(msg),
-            NLM_F_REQUEST | NLM_F_ACK,
-        )
-        .map(drop)
+        self.set_link(OP, || self.link_what(name), msg)
     }
 
     fn move_link(&self, name: &str, target: &Path, new_name: &str) -> Result<(), NetlinkError> {

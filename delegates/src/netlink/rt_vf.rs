@@ -17,7 +17,7 @@ use crate::netlink::{
 
 impl RtNetlink {
     /// One `RTM_SETLINK` with `msg`, acknowledged.
-    fn set_link(
+    pub(super) fn set_link(
         &self,
         op: &'static str,
         what: impl FnOnce() -> String,
@@ -33,7 +33,7 @@ impl RtNetlink {
     }
 
     /// A message addressing link `name` by name.
-    fn named(&self, op: &'static str, name: &str) -> Result<LinkMessage, NetlinkError> {
+    pub(super) fn named(&self, op: &'static str, name: &str) -> Result<LinkMessage, NetlinkError> {
         self.check_name(op, name)?;
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));

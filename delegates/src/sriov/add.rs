@@ -14,6 +14,7 @@ use super::store::VfLock;
 use super::sysfs::{PciAddress, Vf};
 use crate::cni::{CniError, CniResult, ErrorCode, Interface, NetConf, Request};
 use crate::ipam;
+use crate::link::attach::ensure_absent;
 use crate::link::iface::configure_iface;
 use crate::link::{ADDRESS_SYSCTLS, OpenError, provider::netlink_error};
 use crate::netlink::{Netlink, VfConfig};
@@ -54,20 +55,8 @@ pub(super) fn add(p: &SriovPlugin, req: &Request) -> Result<CniResult, CniError>
             vf.driver.as_deref().unwrap_or("")
         );
     }
-    if !userspace
-        && pod
-            .link(&req.ifname)
-            .map_err(|e| netlink_error(&e))?
-            .is_some()
-    {
-        return Err(CniError::new(
-            ErrorCode::InterfaceExists,
-            format!(
-                "interface {} already exists in {}",
-                req.ifname,
-                path.display()
-            ),
-        ));
+    if !userspace {
+        ensure_absent(pod.as_ref(), &req.ifname, path)?;
     }
     let pf_nl = p.pfs.host()?;
     let live = read_vf(pf_nl.as_ref(), &pf, &vf)?;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::sysfs::PciAddress;
 use crate::cni::config::parse_config;
 use crate::cni::{CniError, ErrorCode, NetConf, Request};
+use crate::link::plugin::requested_mac;
 use crate::netlink::{
     MacAddr, VF_QOS_MAX, VF_VLAN_MAX, VfConfig, VfLinkState, VfSetting, VlanProto,
 };
@@ -92,21 +93,8 @@ impl SriovConfig {
         }
         let device_id = device_id(&raw)?;
         let vlan = vlan(&raw)?;
-        req.args.check_known(&["MAC"])?;
-        // sriov-cni's precedence: config, then CNI_ARGS MAC=, then runtimeConfig.mac
-        let mut mac = (!raw.mac.is_empty()).then_some(("mac", raw.mac.as_str()));
-        if let Some(m) = req.args.get("MAC").filter(|m| !m.is_empty()) {
-            mac = Some(("CNI_ARGS MAC", m));
-        }
-        if !raw.runtime_config.mac.is_empty() {
-            mac = Some(("runtimeConfig.mac", raw.runtime_config.mac.as_str()));
-        }
-        let mac = mac
-            .map(|(field, value)| {
-                MacAddr::parse_unicast(value)
-                    .map_err(|e| invalid(format!("{field}: invalid MAC address {value:?}: {e}")))
-            })
-            .transpose()?;
+        // sriov-cni's precedence is the reference plugins': config, CNI_ARGS MAC=, runtimeConfig
+        let mac = requested_mac(req, &raw.mac, &raw.runtime_config.mac)?;
         let min = rate("min_tx_rate", raw.min_tx_rate)?;
         let max = rate("max_tx_rate", raw.max_tx_rate)?;
         let rate = match (min, max) {

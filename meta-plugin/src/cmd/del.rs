@@ -34,7 +34,7 @@ use crate::journal::{ContainerJournal, Journal, Record};
 use crate::kube::PodRef;
 use crate::local::StatusRemoval;
 
-use super::detach::detach;
+use super::detach::detach_record;
 use super::orphans::retry_orphans;
 use super::{MetaPlugin, finish, parse_config, pod_ref};
 use crate::kube::KubeApi;
@@ -192,10 +192,7 @@ pub(super) fn del_records(
     }
     for (path, record) in selected {
         let att = &record.attachment;
-        let mut inv = record.invocation.clone();
-        inv.netns = netns.clone();
-        let result = record.cni_result().ok().flatten();
-        let failure = match detach(&record, &inv, result.as_ref()) {
+        let failure = match detach_record(&record, netns.clone()) {
             Ok(()) => {
                 if let Err(e) = cj.remove(&path) {
                     errors.push(e.to_string());

@@ -35,17 +35,16 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use plexus_delegates::cni::{CniError, CniResult, ErrorCode, Request};
 use serde_json::Value;
 
 use crate::config::PlexusConfig;
 use crate::devinfo::DeviceInfoDir;
-use crate::exec::{self, Invocation};
+use crate::exec::Invocation;
 use crate::plan::{Attachment, Delegate};
 
-use super::join_step_errors;
+use super::detach::detach_attachment;
 use format::CachedDelegate;
 use runtime::MultusRuntimeConfig;
 
@@ -302,38 +301,21 @@ impl Step {
         &self.att.network
     }
 
-    /// The delegate DEL, then the device-info file; on success also libcni's result cache.
+    /// The delegate DEL, then the device-info file ([`detach_attachment`]); once the delegate
+    /// DEL succeeded also libcni's result cache.
     fn run(&self) -> Result<(), String> {
-        let t = Instant::now();
         let result = self.result_file.as_deref().and_then(cached_result);
-        let errs = exec::del(&self.att, &self.inv, result.as_ref());
-        let devinfo = self
-            .device_info_file
-            .as_deref()
-            .map(crate::devinfo::remove_file)
-            .transpose()
-            .err();
-        if errs.is_empty()
-            && let Some(file) = &self.result_file
-        {
+        let detached = detach_attachment(
+            &self.att,
+            self.device_info_file.as_deref(),
+            &self.inv,
+            result.as_ref(),
+        );
+        let delegate_ok = detached.as_ref().err().is_none_or(|f| !f.delegate_failed);
+        if delegate_ok && let Some(file) = &self.result_file {
             remove_result_file(file);
         }
-        if errs.is_empty() && devinfo.is_none() {
-            tracing::info!(
-                network = %self.att.network,
-                ifname = %self.att.ifname,
-                delegate = self.att.delegate.first_type(),
-                duration_us = t.elapsed().as_micros() as u64,
-                "detached (from the Multus cache)"
-            );
-            return Ok(());
-        }
-        let mut causes = Vec::new();
-        if !errs.is_empty() {
-            causes.push(join_step_errors(&errs));
-        }
-        causes.extend(devinfo.map(|e| e.to_string()));
-        Err(causes.join("; "))
+        detached.map_err(|f| f.cause)
     }
 }
 

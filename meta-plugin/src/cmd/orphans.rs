@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::journal::{ContainerJournal, Record};
 
-use super::detach::detach;
+use super::detach::detach_record;
 
 /// Retries the orphans of a locked container selected by `select`. Failed and corrupt orphans
 /// stay; returns their failures, each naming the orphan file (also logged).
@@ -37,10 +37,7 @@ pub(super) fn retry_orphans(
         };
         let att = &record.attachment;
         let orphan = entry.path.display();
-        let mut inv = record.invocation.clone();
-        inv.netns = netns.clone();
-        let result = record.cni_result().ok().flatten();
-        match detach(&record, &inv, result.as_ref()) {
+        match detach_record(&record, netns.clone()) {
             Ok(()) => match cj.remove_orphan(&entry.path) {
                 Ok(()) => tracing::info!(
                     network = %att.network,

@@ -15,7 +15,7 @@ use crate::plan::Attachment;
 
 use super::MetaPlugin;
 use super::del::remove_local_status;
-use super::detach::detach;
+use super::detach::{detach, detach_record};
 
 /// An attachment that was added: its record (file and content) and result.
 pub(super) struct Done {
@@ -74,8 +74,7 @@ impl<K: KubeApi> MetaPlugin<K> {
         tracing::error!(network = %att.network, ifname = %att.ifname, delegate, "ADD failed: {cause}; rolling back");
         let mut undo_errors = Vec::new();
         if let Some((path, record)) = failing {
-            let result = record.cni_result().ok().flatten();
-            match detach(&record, &record.invocation, result.as_ref()) {
+            match detach_record(&record, record.invocation.netns.clone()) {
                 Ok(()) => {
                     if let Err(e) = cj.remove(&path) {
                         undo_errors.push(e.to_string());

@@ -14,16 +14,6 @@ use crate::plan::Attachment;
 const FILE_MODE: u32 = 0o444;
 
 impl DeviceInfoDir {
-    /// The device plugin's device-info for one device of `resource`; `None` when it wrote
-    /// none (not every device plugin does).
-    pub fn read_dp(
-        &self,
-        resource: &str,
-        device_id: &str,
-    ) -> Result<Option<DeviceInfo>, DeviceInfoError> {
-        Ok(read(&self.dp_file(resource, device_id))?.map(|(info, _)| info))
-    }
-
     /// ADD, before the attachment's delegate runs: copies the device plugin's file for the
     /// attachment's device to the attachment's own file and returns its content. `None` (and
     /// nothing written) when the attachment has no device ID or no resource name, or the device
@@ -49,32 +39,6 @@ impl DeviceInfoDir {
         let path = self.cni_file(&att.network, container_id, &att.ifname);
         write_atomic(&path, &bytes)?;
         Ok(Some(info))
-    }
-
-    /// After the delegate ran: the attachment's device-info for network-status (`None` when
-    /// it has no device ID or no file).
-    pub fn load_for_attachment(
-        &self,
-        container_id: &str,
-        att: &Attachment,
-    ) -> Result<Option<DeviceInfo>, DeviceInfoError> {
-        match self.attachment_file(container_id, att) {
-            Some(path) => load_file(&path),
-            None => Ok(None),
-        }
-    }
-
-    /// DEL (and the rollback of a failed ADD): removes the attachment's file. Idempotent: no
-    /// device ID or no file is success.
-    pub fn remove_for_attachment(
-        &self,
-        container_id: &str,
-        att: &Attachment,
-    ) -> Result<(), DeviceInfoError> {
-        match self.attachment_file(container_id, att) {
-            Some(path) => remove_file(&path),
-            None => Ok(()),
-        }
     }
 }
 

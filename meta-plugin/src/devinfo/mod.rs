@@ -2,14 +2,13 @@
 //! (`/var/run/k8s.cni.cncf.io/devinfo` on a node):
 //!
 //! - `dp/<resource>-<device ID>-device.json`: written by the device plugin at Allocate, read
-//!   here ([`DeviceInfoDir::read_dp`]);
+//!   here ([`DeviceInfoDir::write_for_attachment`] copies it);
 //! - `cni/<network>-<container ID>_<ifname>`: the meta-plugin's copy for one attachment, written
 //!   at ADD before its delegate runs ([`DeviceInfoDir::write_for_attachment`]), read back for the
 //!   network-status `device-info` after the delegate ran (a delegate that declares the
 //!   `CNIDeviceInfoFile` capability gets its path and may have written it itself), removed at
 //!   DEL after the attachment's delegate DEL, whatever it answered, as Multus does
-//!   ([`DeviceInfoDir::remove_for_attachment`], or [`remove_file`] with the path the journal
-//!   record names).
+//!   ([`remove_file`] with the path the journal record names, read back by [`load_file`]).
 //!
 //! In file names every `/` becomes `-` (`intel.com/sriov` → `intel.com-sriov`, `ns/net` →
 //! `ns-net`), as Multus and the NPWG client library name them. An attachment has a file only
@@ -23,7 +22,7 @@ mod files;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -44,19 +43,9 @@ pub struct DeviceInfoDir {
     root: PathBuf,
 }
 
-impl Default for DeviceInfoDir {
-    fn default() -> Self {
-        DeviceInfoDir::new(DEFAULT_DIR)
-    }
-}
-
 impl DeviceInfoDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         DeviceInfoDir { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The device plugin's file for one device of `resource`.

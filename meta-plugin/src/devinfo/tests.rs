@@ -2,6 +2,7 @@
 //! network-status, the removal at DEL, and the cases that write nothing.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use plexus_crds::DeviceInfo;
 use serde_json::{Map, Value, json};
@@ -60,7 +61,6 @@ fn file_names_replace_slashes_as_multus_does() {
         dir.cni_file("fixtures/sriov-net-a", CID, "net1"),
         Path::new("/r/cni/fixtures-sriov-net-a-3f5e9d0c_net1")
     );
-    assert_eq!(DeviceInfoDir::default().root(), Path::new(DEFAULT_DIR));
     assert_eq!(
         dir.attachment_file(CID, &att(Some(RESOURCE), Some(VF))),
         Some(dir.cni_file("fixtures/sriov-net-a", CID, "net1"))
@@ -84,7 +84,7 @@ fn add_copies_the_device_plugin_file_status_reads_it_del_removes_it() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o444
     );
-    assert_eq!(dir.load_for_attachment(CID, &a).unwrap(), Some(info));
+    assert_eq!(load_file(&file).unwrap(), Some(info));
 
     // A retried ADD replaces the file.
     dir.write_for_attachment(CID, &a).unwrap().unwrap();
@@ -94,11 +94,11 @@ fn add_copies_the_device_plugin_file_status_reads_it_del_removes_it() {
         .collect();
     assert_eq!(names, [file.file_name().unwrap()], "no temp file left");
 
-    dir.remove_for_attachment(CID, &a).unwrap();
+    remove_file(&file).unwrap();
     assert!(!file.exists());
-    assert_eq!(dir.load_for_attachment(CID, &a).unwrap(), None);
+    assert_eq!(load_file(&file).unwrap(), None);
     // DEL is idempotent.
-    dir.remove_for_attachment(CID, &a).unwrap();
+    remove_file(&file).unwrap();
 }
 
 #[test]
@@ -125,8 +125,7 @@ fn nothing_is_written_without_a_device_a_resource_or_a_device_plugin_file() {
     );
     assert!(!tmp.path().join("cni").exists());
     // Removing what was never written is fine.
-    dir.remove_for_attachment(CID, &att(None, Some(VF)))
-        .unwrap();
+    remove_file(&dir.cni_file("fixtures/sriov-net-a", CID, "net1")).unwrap();
 }
 
 #[test]
@@ -145,14 +144,14 @@ fn a_malformed_device_plugin_file_is_an_error_naming_it() {
 }
 
 #[test]
-fn read_dp_parses_the_device_plugin_file() {
+fn the_device_plugin_file_parses() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DeviceInfoDir::new(tmp.path());
-    assert_eq!(dir.read_dp(RESOURCE, VF).unwrap(), None);
+    assert_eq!(load_file(&dir.dp_file(RESOURCE, VF)).unwrap(), None);
     write_dp(&dir, RESOURCE, VF);
     let mut want = DeviceInfo::pci(VF);
     if let Some(pci) = want.pci.as_mut() {
         pci.representor_device = "eth3".into();
     }
-    assert_eq!(dir.read_dp(RESOURCE, VF).unwrap(), Some(want));
+    assert_eq!(load_file(&dir.dp_file(RESOURCE, VF)).unwrap(), Some(want));
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use plexus_crds::NetworkAttachmentDefinition;
+use plexus_crds::{NetworkAttachmentDefinition, json_kind};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -206,18 +206,6 @@ fn collect(doc: Value, out: &mut Vec<NetworkAttachmentDefinition>) -> Result<(),
     Ok(())
 }
 
-/// The JSON type of a value, for messages.
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Checks the fields a NAD is made of before decoding it, so that a mistake names its field
 /// (`spec.config` written as a YAML mapping instead of a JSON string is the common one); serde's
 /// own messages do not say where.
@@ -225,7 +213,7 @@ fn check_fields(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
     let field_err = |field: &str, want: &str, got: &Value| {
         format!(
             "NetworkAttachmentDefinition field {field}: must be {want}, got {}",
-            kind_of(got)
+            json_kind(got)
         )
     };
     let metadata = match obj.get("metadata") {

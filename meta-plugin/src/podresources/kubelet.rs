@@ -2,7 +2,7 @@
 
 use std::error::Error;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use plexus_kubelet_api::podresources::pod_resources_lister_client::PodResourcesListerClient;
@@ -42,11 +42,6 @@ impl KubeletPodResources {
             socket: socket.into(),
             client: OnceCell::new(),
         }
-    }
-
-    /// The socket path.
-    pub fn socket(&self) -> &Path {
-        &self.socket
     }
 
     async fn client(&self) -> Result<PodResourcesListerClient<Channel>, PodResourcesError> {

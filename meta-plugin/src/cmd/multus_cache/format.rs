@@ -27,6 +27,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use plexus_crds::json_kind;
 use plexus_delegates::cni::config::decode as go_decode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -117,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<CachedDelegate>, String> {
         other => {
             return Err(format!(
                 "expected a JSON list of delegates, found {}",
-                kind(&other)
+                json_kind(&other)
             ));
         }
     };
@@ -130,7 +131,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<CachedDelegate>, String> {
 
 fn decode_delegate(item: Value) -> Result<CachedDelegate, String> {
     if !item.is_object() {
-        return Err(format!("expected an object, found {}", kind(&item)));
+        return Err(format!("expected an object, found {}", json_kind(&item)));
     }
     let raw: RawDelegate = go_decode(item).map_err(|e| e.to_string())?;
     let mut bytes = match raw.bytes.as_deref() {
@@ -282,7 +283,7 @@ fn base64_json(b64: &str, field: &str) -> Result<Option<Map<String, Value>>, Str
         Ok(Value::Object(m)) => Ok(Some(m)),
         Ok(other) => Err(format!(
             "{field:?} holds {}, not a network configuration object",
-            kind(&other)
+            json_kind(&other)
         )),
         Err(e) => Err(format!("{field:?} holds no valid JSON: {e}")),
     }
@@ -330,15 +331,4 @@ fn check_type(what: &str, conf: &Map<String, Value>) -> Result<(), String> {
 
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
