@@ -110,7 +110,10 @@ echo "==> what is left"
 for pod in "${PODS[@]}"; do echo "--- links of $pod:"; ip -n "$pod" -brief link; done
 leases=$(find "$STATE/ipam" -type f ! -name lock ! -name 'last_reserved_ip*' -printf '%f ')
 echo "leases: ${leases:-(none)}"
-echo "journal and status: $(find "$STATE/plexus" -type f ! -name events.log | wc -l) file(s)"
+# events.log is the local stand-in for Kubernetes Events (kept); .owners.lock is the status dir's
+# lock file, kept so no two sandboxes ever race on creating it.
+left=$(find "$STATE/plexus" -type f ! -name events.log ! -name .owners.lock -printf '%P ')
+echo "journal records, orphans, status files: ${left:-(none)}"
 echo "==> the log of every step: $STATE/plexus.log (removed with the demo); last lines:"
 tail -n 4 "$STATE/plexus.log"
 echo "==> demo done"
