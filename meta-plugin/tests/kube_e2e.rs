@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use fake_apiserver::{Answer, FakeApiServer, Recorded};
-use plexus_delegates::netns::fixture::{TestNetns, require_root, skip};
+use plexus_delegates::netns::fixture::TestNetns;
 use serde_json::{Value, json};
 
 const REF_BIN: &str = "/usr/lib/cni";
@@ -51,23 +51,8 @@ struct Env {
 impl Env {
     /// `networks`: the pod's `k8s.v1.cni.cncf.io/networks` annotation as the API server has it.
     fn new(test: &str, networks: &str) -> Option<Env> {
-        if !require_root(test) {
-            return None;
-        }
-        if !Path::new(REF_BIN).join("bridge").exists() {
-            skip(test, "the reference CNI plugins are not in /usr/lib/cni");
-            return None;
-        }
+        let (node, pod) = pod_state::uplinked_node(test, "pk")?;
         let tmp = tempfile::tempdir().unwrap();
-        let node = TestNetns::new("pkn");
-        let pod = TestNetns::new("pkp");
-        node.run_ok(
-            "ip",
-            &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"],
-        );
-        node.run_ok("ip", &["link", "set", "up0", "up"]);
-        node.run_ok("ip", &["link", "set", "up0p", "up"]);
-        node.run_ok("ip", &["link", "set", "lo", "up"]);
         let bridge = format!("pkbr{}", std::process::id() % 100000);
 
         // plexus runs in the node netns (as on a node), and 127.0.0.1 there is the node netns's

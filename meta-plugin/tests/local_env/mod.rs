@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use plexus_delegates::netns::fixture::{TestNetns, require_root, skip};
+use plexus_delegates::netns::fixture::TestNetns;
 use serde_json::{Value, json};
 
 use crate::pod_state;
@@ -31,23 +31,8 @@ pub struct Env {
 
 impl Env {
     pub fn new(test: &str) -> Option<Env> {
-        if !require_root(test) {
-            return None;
-        }
-        if !Path::new(REF_BIN).join("bridge").exists() {
-            skip(test, "the reference CNI plugins are not in /usr/lib/cni");
-            return None;
-        }
+        let (node, pod) = pod_state::uplinked_node(test, "px")?;
         let tmp = tempfile::tempdir().unwrap();
-        let node = TestNetns::new("pxn");
-        let pod = TestNetns::new("pxp");
-        node.run_ok(
-            "ip",
-            &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"],
-        );
-        node.run_ok("ip", &["link", "set", "up0", "up"]);
-        node.run_ok("ip", &["link", "set", "up0p", "up"]);
-        node.run_ok("ip", &["link", "set", "lo", "up"]);
         let bridge = format!("pxbr{}", std::process::id() % 100000);
         let e = Env {
             tmp,

@@ -1,9 +1,36 @@
 //! What the end-to-end suites inspect after a verb: the pod's links and addresses, and the
-//! host-local leases left in a data directory. Shared by local_e2e and kube_e2e.
+//! host-local leases left in a data directory; and the node/pod pair they all start from.
+//! Shared by local_e2e and kube_e2e.
 
 use std::path::Path;
 
-use plexus_delegates::netns::fixture::TestNetns;
+use plexus_delegates::netns::fixture::{TestNetns, require_root, skip};
+
+/// Where the reference CNI plugins are installed (Debian's containernetworking-plugins).
+pub const REF_BIN: &str = "/usr/lib/cni";
+
+/// A node netns with an up veth pair `up0`/`up0p` (the simulated uplink) and `lo` up, plus an
+/// empty pod netns; `tag` prefixes both names. `None` (after printing why) when not root or the
+/// reference plugins are missing.
+pub fn uplinked_node(test: &str, tag: &str) -> Option<(TestNetns, TestNetns)> {
+    if !require_root(test) {
+        return None;
+    }
+    if !Path::new(REF_BIN).join("bridge").exists() {
+        skip(test, "the reference CNI plugins are not in /usr/lib/cni");
+        return None;
+    }
+    let node = TestNetns::new(&format!("{tag}n"));
+    let pod = TestNetns::new(&format!("{tag}p"));
+    node.run_ok(
+        "ip",
+        &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"],
+    );
+    node.run_ok("ip", &["link", "set", "up0", "up"]);
+    node.run_ok("ip", &["link", "set", "up0p", "up"]);
+    node.run_ok("ip", &["link", "set", "lo", "up"]);
+    Some((node, pod))
+}
 
 /// Link names in the pod, without the `@peer` suffix.
 pub fn pod_links(pod: &TestNetns) -> Vec<String> {
