@@ -15,12 +15,10 @@
 //!   the exit status and the first 4 KiB of stdout and stderr in the details.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command as Process, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command as Process, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,13 +32,9 @@ use super::version::CniVersion;
 /// How long a plugin may run before it is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How much of a failed plugin's stdout and stderr goes into the error details.
-const DETAIL_LIMIT: usize = 4096;
+mod talk;
 
-/// A configuration up to this size is written to the plugin's stdin without a thread: it is
-/// PIPE_BUF, which even a pipe shrunk to one page (`pipe-user-pages-soft` exceeded) holds, so
-/// writing it into the fresh pipe cannot block.
-const INLINE_STDIN: usize = 4096;
+use talk::{DETAIL_LIMIT, Ended};
 
 /// libcni retries "text file busy" (the binary being written, or a write fd briefly inherited by
 /// another thread's fork) 5 times, sleeping 1 s; we retry as often with a shorter backoff, within
@@ -332,11 +326,14 @@ fn run(
     tracing::debug!(plugin = plugin_type, binary = %binary.display(), command = verb, "executing plugin");
 
     let mut child = spawn(&mut cmd, &binary, plugin_type, deadline)?;
-    let (stdout_rx, stderr_rx) = start_io(&mut child, stdin, plugin_type);
-
-    let status = match wait_until(&mut child, deadline) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
+    let ended = talk::talk(&mut child, stdin, plugin_type, deadline);
+    let (status, stdout, stderr_head) = match ended {
+        Ok(Ended::Finished {
+            status,
+            stdout,
+            stderr_head,
+        }) => (status, stdout, stderr_head),
+        Ok(Ended::Running) => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(CniError::new(
@@ -348,35 +345,7 @@ fn run(
                 ),
             ));
         }
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(CniError::new(
-                ErrorCode::Delegate,
-                format!(
-                    "waiting for plugin {plugin_type:?} ({}) failed: {e}",
-                    binary.display()
-                ),
-            ));
-        }
-    };
-    // A process the plugin left behind may still hold its stdout; the deadline bounds that too.
-    let stdout = stdout_rx.recv_timeout(drain_wait(deadline));
-    let stderr_head = stderr_rx
-        .recv_timeout(drain_wait(deadline))
-        .unwrap_or_default();
-    let stdout = match stdout {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => {
-            return Err(CniError::new(
-                ErrorCode::Delegate,
-                format!(
-                    "cannot read the output of plugin {plugin_type:?} ({}): {e}",
-                    binary.display()
-                ),
-            ));
-        }
-        Err(_) => {
+        Ok(Ended::StdoutHeld { status }) => {
             return Err(CniError::new(
                 ErrorCode::Delegate,
                 format!(
@@ -387,6 +356,17 @@ fn run(
                 ),
             ));
         }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CniError::new(
+                ErrorCode::Delegate,
+                format!(
+                    "talking to plugin {plugin_type:?} ({}) failed: {e}",
+                    binary.display()
+                ),
+            ));
+        }
     };
     Ok(Finished {
         binary,
@@ -394,14 +374,6 @@ fn run(
         stdout,
         stderr_head,
     })
-}
-
-/// How long to wait for the output pipes after the exit: what is left of the deadline, but at
-/// least a moment, so a plugin exiting just before the deadline still has its output read.
-fn drain_wait(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(500))
 }
 
 fn spawn(
@@ -447,115 +419,10 @@ fn spawn(
     }
 }
 
-type StdoutRx = mpsc::Receiver<std::io::Result<Vec<u8>>>;
-type StderrRx = mpsc::Receiver<Vec<u8>>;
-
-/// Feed stdin (inline when small, else on a thread) and drain stdout and stderr on their own
-/// threads, so a plugin that writes before reading cannot deadlock us. The threads end when the
-/// pipes close; after a timeout they are left to finish on their own.
-fn start_io(child: &mut Child, stdin: &[u8], plugin_type: &str) -> (StdoutRx, StderrRx) {
-    if let Some(mut pipe) = child.stdin.take() {
-        // A plugin may exit without reading its stdin (EPIPE): not our error to report.
-        if stdin.len() <= INLINE_STDIN {
-            // Fits in the empty pipe: cannot block. Dropping the pipe closes it (EOF).
-            let _ = pipe.write_all(stdin);
-        } else {
-            let data = stdin.to_vec();
-            thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
-    }
-    let (out_tx, out_rx) = mpsc::channel();
-    if let Some(pipe) = child.stdout.take() {
-        thread::spawn(move || {
-            let _ = out_tx.send(read_all(pipe));
-        });
-    } else {
-        let _ = out_tx.send(Ok(Vec::new()));
-    }
-    let (err_tx, err_rx) = mpsc::channel();
-    match child.stderr.take() {
-        Some(pipe) => {
-            let plugin = plugin_type.to_string();
-            thread::spawn(move || {
-                let _ = err_tx.send(copy_stderr(pipe, &plugin));
-            });
-        }
-        None => {
-            let _ = err_tx.send(Vec::new());
-        }
-    }
-    (out_rx, err_rx)
-}
-
-fn read_all(mut pipe: ChildStdout) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    pipe.read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// Copy the plugin's stderr to ours as it comes, keeping the first [`DETAIL_LIMIT`] bytes.
-fn copy_stderr(mut pipe: ChildStderr, plugin: &str) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match pipe.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                let _ = std::io::stderr().write_all(&chunk[..n]);
-                let room = DETAIL_LIMIT.saturating_sub(head.len());
-                head.extend_from_slice(&chunk[..n.min(room)]);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if !head.is_empty() {
-        tracing::debug!(plugin, stderr = %String::from_utf8_lossy(&head), "plugin stderr");
-    }
-    head
-}
-
-/// Block until the child exits; `None` when it is still running at `deadline`.
-///
-/// A waiter thread blocks in `waitid(WEXITED | WNOWAIT)`, which reports the exit without
-/// reaping, and this thread waits for its answer with the deadline as timeout. The exit is
-/// noticed when it happens (no polling), and only [`Child::wait`] here (or after the caller's
-/// kill) reaps: until then the pid stays this child's, as a zombie at worst, so a kill at the
-/// deadline can never reach a recycled pid. After a timeout the caller kills and reaps the
-/// child, which also ends the waiter.
-fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
-    use nix::sys::wait::{Id, WaitPidFlag, waitid};
-    let pid = i32::try_from(child.id())
-        .map(nix::unistd::Pid::from_raw)
-        .map_err(|_| std::io::Error::other(format!("pid {} out of range", child.id())))?;
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("plugin-wait".into())
-        .spawn(move || {
-            let exited = loop {
-                match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other.map(drop).map_err(std::io::Error::from),
-                }
-            };
-            // The receiver is gone after a timeout: nobody needs the answer any more.
-            let _ = tx.send(exited);
-        })?;
-    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        Ok(Ok(())) => child.wait().map(Some),
-        Ok(Err(e)) => Err(e),
-        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(std::io::Error::other(
-            "the thread waiting for the plugin ended without an answer",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs;
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
 
     use super::*;
@@ -732,6 +599,55 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24","gateway":"10.1.2.1"
         );
     }
 
+    #[test]
+    fn a_leftover_process_holding_stdout_is_reported_at_the_deadline() {
+        let bin = tempfile::tempdir().unwrap();
+        // The plugin exits at once; the `sleep` it leaves behind inherited its stdout.
+        script(bin.path(), "leaves-child", "sleep 30 &\nexit 0");
+        let req = request(Command::Del, &[bin.path()], None);
+        let started = Instant::now();
+        let e = exec_plugin_timeout("leaves-child", &req, b"{}", Duration::from_millis(200))
+            .unwrap_err();
+        assert!(
+            e.is(ErrorCode::Delegate) && e.msg.contains("stdout stayed open"),
+            "{e}"
+        );
+        // Bounded by the deadline plus the drain after the exit, not by the leftover's 30 s.
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_plugin_writing_much_output_before_reading_stdin_does_not_deadlock() {
+        let bin = tempfile::tempdir().unwrap();
+        // 256 KiB to stdout and to stderr (more than both pipes hold) before reading stdin.
+        script(
+            bin.path(),
+            "chatty",
+            "head -c 262144 /dev/zero | tr '\\0' e >&2\n\
+             head -c 262144 /dev/zero | tr '\\0' ' '\n\
+             cat > /dev/null\n\
+             echo '{\"cniVersion\":\"1.0.0\"}'",
+        );
+        let padding = "x".repeat(256 * 1024);
+        let config =
+            format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"chatty","pad":"{padding}"}}"#);
+        let run = run(
+            "chatty",
+            &request(Command::Add, &[bin.path()], None),
+            config.as_bytes(),
+            DEFAULT_TIMEOUT,
+            std::env::vars_os().collect(),
+        )
+        .unwrap();
+        assert!(run.status.success());
+        assert_eq!(
+            run.stdout.len(),
+            262144 + r#"{"cniVersion":"1.0.0"}"#.len() + 1
+        );
+        // Only the head of stderr is kept for the details.
+        assert_eq!(run.stderr_head, vec![b'e'; DETAIL_LIMIT]);
+    }
+
     /// The state letter of `/proc/<pid>/stat` (`Z` for a zombie), `None` when the pid is gone.
     fn proc_state(pid: u32) -> Option<char> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -776,11 +692,11 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24","gateway":"10.1.2.1"
                 pid_file.display()
             ),
         );
-        // Larger than any pipe buffer, so it is fed by the stdin thread while the plugin reads.
+        // Larger than any pipe buffer, so it is fed in pieces while the plugin reads.
         let padding = "x".repeat(256 * 1024);
         let config =
             format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"cat-back","pad":"{padding}"}}"#);
-        assert!(config.len() > INLINE_STDIN);
+        assert!(config.len() > 64 * 1024);
         let result = exec_plugin(
             "cat-back",
             &request(Command::Add, &[bin.path()], None),
