@@ -203,6 +203,85 @@ fn failing_second_nad_rolls_everything_back() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// The cluster network's plugin fails after the built-in attachments made meanwhile (the
+/// overlap) succeeded: all of them are rolled back, and the error names the cluster network.
+#[test]
+fn failing_cluster_network_rolls_back_the_attachments_made_meanwhile() {
+    let Some(env) = Env::new("failing_cluster_network_rolls_back_the_attachments_made_meanwhile")
+    else {
+        return;
+    };
+    // Slow enough that net1 and net2 are made before it fails.
+    env.write_script(
+        "slowfail",
+        "#!/bin/sh\n\
+         cat > /dev/null\n\
+         if [ \"$CNI_COMMAND\" = ADD ]; then\n\
+         \tsleep 0.5\n\
+         \techo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"the cluster network is down\"}'\n\
+         \texit 1\n\
+         fi\n",
+    );
+    let failing =
+        json!({"cniVersion": "1.0.0", "name": "cbr-down", "plugins": [{"type": "slowfail"}]});
+    std::fs::write(env.p("net.d/20-down.conflist"), failing.to_string()).unwrap();
+    let mut config = env.config_json("macvlan-a,macvlan-b");
+    config["clusterNetwork"] = json!(env.p("net.d/20-down.conflist"));
+    config["binDir"] = json!(env.p("bin"));
+    let config = config.to_string();
+    let cid = "ac07cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = env.log();
+    assert_eq!(err["code"], 11, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("cbr-down") && msg.contains("the cluster network is down"),
+        "{err}"
+    );
+    // Both macvlans were attached while the cluster network's plugin ran, then undone.
+    for network in ["default/macvlan-a", "default/macvlan-b"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("attached") && l.contains(network)),
+            "{network} was not attached meanwhile:\n{log}"
+        );
+        assert!(
+            log.lines()
+                .any(|l| l.contains("rolled back") && l.contains(network)),
+            "{network} was not rolled back:\n{log}"
+        );
+    }
+    assert_eq!(env.pod_links(), vec!["lo"], "rollback left links");
+    assert!(env.leases().is_empty(), "leases left: {:?}", env.leases());
+    assert!(!env.p("cni").join(cid).exists(), "journal left behind");
+}
+
+/// With `overlapClusterNetwork: false` the attachments are made strictly one after another
+/// (as Multus does): the first NAD is attached only after the cluster network's plugin ended.
+#[test]
+fn without_the_overlap_attachments_are_made_one_after_another() {
+    let Some(env) = Env::new("without_the_overlap_attachments_are_made_one_after_another") else {
+        return;
+    };
+    let cid = "ad07cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    let mut config = env.config_json("macvlan-a");
+    config["overlapClusterNetwork"] = json!(false);
+    let config = config.to_string();
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
+    assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
+    let log = env.log();
+    let attached: Vec<&str> = log.lines().filter(|l| l.contains(" attached ")).collect();
+    assert_eq!(attached.len(), 2, "{log}");
+    assert!(attached[0].contains("cbr0") && attached[1].contains("default/macvlan-a"));
+    // The kernel's index order is the plan's.
+    assert_eq!(env.pod_links(), vec!["lo", "eth0", "net1"]);
+    let out = env.plexus("DEL", cid, Some(env.pod.path()), &config);
+    assert!(out.status.success(), "{}", text(&out));
+    env.assert_nothing_left(cid, "after DEL");
+}
+
 /// A failure before the last network: the records journaled for the networks after it (whose
 /// delegates never ran) go with the rollback.
 #[test]

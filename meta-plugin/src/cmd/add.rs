@@ -1,9 +1,10 @@
 //! ADD: plan (then hand out the devices kubelet gave the pod to the NADs that name a
 //! `resourceName`), then, under the container's journal lock and after dealing with an earlier
 //! ADD of the same container ([`super::previous_add`]): the pending records of every attachment,
-//! made durable together before the first side effect; then for each attachment its
-//! device-info file (copied from the device plugin's), the delegate ADD and the record update;
-//! then default routes, network-status with one request (carrying the device-info), the
+//! made durable before the first side effect (with an [`super::overlap`], the cluster network's
+//! first and the others' while its plugin runs); then for each attachment its device-info file
+//! (copied from the device plugin's), the delegate ADD and the record update
+//! ([`super::attach`]); then default routes, network-status with one request (carrying the device-info), the
 //! completion mark and one Event. Any failure undoes everything ([`super::rollback`], and the
 //! records of attachments not reached are dropped); a crash leaves records a DEL (or the next
 //! ADD) undoes: the DEL of an attachment whose delegate never ran finds nothing to delete. Each
@@ -19,13 +20,14 @@ use serde_json::{Map, Value};
 use crate::config::{DEFAULT_READINESS_POLL, DEFAULT_READINESS_TIMEOUT};
 use crate::devinfo::{CNI_DEVICE_INFO_FILE_CAPABILITY, DeviceInfoDir};
 use crate::exec::{self, Invocation};
-use crate::journal::{ContainerJournal, Journal, Record, State};
+use crate::journal::{ContainerJournal, Journal, Record};
 use crate::kube::KubeApi;
 use crate::plan::{Attachment, PlanInput, assign_devices, build_plan};
 use crate::podresources::KubeletPodResources;
 
-use super::rollback::{Done, Failure};
-use super::{MetaPlugin, crash_point, network_status, parse_config, pod_ref, route};
+use super::attach::{Attacher, Outcome, outcome};
+use super::rollback::Failure;
+use super::{MetaPlugin, crash_point, network_status, overlap, parse_config, pod_ref, route};
 
 impl<K: KubeApi> MetaPlugin<K> {
     pub(super) fn cmd_add(&self, req: &Request) -> Result<CniResult, CniError> {
@@ -80,8 +82,7 @@ impl<K: KubeApi> MetaPlugin<K> {
         crash_point::reached("locked");
         self.clear_previous_add(&config, &pod, &cj, req)?;
         let devinfo = DeviceInfoDir::new(&config.device_info_dir);
-        // Every record is built (and each delegate's version read) before any is written, and
-        // all are journaled before the first delegate runs.
+        // Every record is built (and each delegate's version read) before any is written.
         let mut versions = Vec::with_capacity(plan.attachments.len());
         let mut records = Vec::with_capacity(plan.attachments.len());
         for (index, att) in plan.attachments.iter().enumerate() {
@@ -93,7 +94,7 @@ impl<K: KubeApi> MetaPlugin<K> {
                         delegate: att.delegate.first_type(),
                         cause,
                     };
-                    return Err(self.fail_add(&config, &pod, &cj, Vec::new(), None, failure));
+                    return Err(self.fail_add(&config, &pod, &cj, Vec::new(), Vec::new(), failure));
                 }
             }
             let devinfo_file = devinfo.attachment_file(&req.container_id, att);
@@ -107,82 +108,29 @@ impl<K: KubeApi> MetaPlugin<K> {
             record.device_info_file = devinfo_file;
             records.push(record);
         }
-        let t = Instant::now();
-        let paths = match cj.write_pending(&records) {
-            Ok(paths) => paths,
-            Err(e) => {
-                let Some(att) = plan.attachments.first() else {
-                    return Err(e.into());
-                };
-                let failure = Failure {
-                    att,
-                    delegate: "journal",
-                    cause: e.into(),
-                };
-                return Err(self.fail_add(&config, &pod, &cj, Vec::new(), None, failure));
-            }
+        // Every record is durable before its attachment's delegate runs (with an overlap, the
+        // cluster network's first and the others' while its plugin runs).
+        let overlapped =
+            overlap::overlapped_count(&plan.attachments, config.overlap_cluster_network);
+        let attacher = Attacher {
+            cj: &cj,
+            devinfo: &devinfo,
+            container_id: &req.container_id,
         };
-        tracing::info!(
-            records = records.len(),
-            duration_us = t.elapsed().as_micros() as u64,
-            "journaled"
-        );
-        let mut done: Vec<Done> = Vec::with_capacity(records.len());
-        let mut pending = paths.into_iter().zip(records).zip(versions).enumerate();
-        while let Some((index, ((path, mut record), version))) = pending.next() {
-            let att = &plan.attachments[index];
-            crash_point::reached_indexed("pending", index);
-            // As in Multus, a device-info file that cannot be copied costs network-status its
-            // device-info, not the attachment.
-            if let Err(e) = devinfo.write_for_attachment(&req.container_id, att) {
-                tracing::warn!(network = %att.network, ifname = %att.ifname, "{e}: no device-info for network-status");
-            }
-            let t = Instant::now();
-            let result = match exec::add(att, &record.invocation) {
-                Ok((result, _)) => result,
-                Err(step) => {
-                    drop_never_run(&cj, pending.map(|(_, ((path, _), _))| path));
-                    let failure = Failure {
-                        att,
-                        delegate: &step.plugin,
-                        cause: step.error.clone(),
-                    };
-                    return Err(self.fail_add(
-                        &config,
-                        &pod,
-                        &cj,
-                        done,
-                        Some((path, record)),
-                        failure,
-                    ));
-                }
+        let ran = attacher.run(records.into_iter().zip(versions).collect(), overlapped);
+        let Outcome {
+            done,
+            failing,
+            failure,
+        } = outcome(ran.made, ran.journal_failure);
+        if let Some((index, delegate, cause)) = failure {
+            drop_never_run(&cj, ran.not_started.into_iter().map(|s| s.path));
+            let failure = Failure {
+                att: &plan.attachments[index],
+                delegate: &delegate,
+                cause,
             };
-            tracing::info!(
-                network = %att.network,
-                ifname = %att.ifname,
-                delegate = att.delegate.first_type(),
-                duration_us = t.elapsed().as_micros() as u64,
-                "attached"
-            );
-            crash_point::reached_indexed("delegate-added", index);
-            record.state = State::Added;
-            record.result = Some(result.to_json(version));
-            let written = cj.update(&record);
-            done.push(Done {
-                path,
-                record,
-                result,
-            });
-            if let Err(e) = written {
-                drop_never_run(&cj, pending.map(|(_, ((path, _), _))| path));
-                let failure = Failure {
-                    att,
-                    delegate: "journal",
-                    cause: e.into(),
-                };
-                return Err(self.fail_add(&config, &pod, &cj, done, None, failure));
-            }
-            crash_point::reached_indexed("recorded", index);
+            return Err(self.fail_add(&config, &pod, &cj, done, failing, failure));
         }
 
         // Default routes, then network-status with one request, then one Event.
@@ -198,7 +146,7 @@ impl<K: KubeApi> MetaPlugin<K> {
                     delegate: "default-route",
                     cause: e,
                 };
-                return Err(self.fail_add(&config, &pod, &cj, done, None, failure));
+                return Err(self.fail_add(&config, &pod, &cj, done, Vec::new(), failure));
             }
             return Err(e);
         }

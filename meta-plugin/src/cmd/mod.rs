@@ -13,6 +13,7 @@
 //! on their own short-lived threads.
 
 mod add;
+mod attach;
 mod check;
 pub mod crash_point;
 mod del;
@@ -22,6 +23,7 @@ mod gc;
 mod multus_cache;
 pub mod network_status;
 mod orphans;
+mod overlap;
 mod previous_add;
 mod rollback;
 pub mod route;

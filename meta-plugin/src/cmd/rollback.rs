@@ -51,11 +51,12 @@ impl<K: KubeApi> MetaPlugin<K> {
             delegate: step,
             cause,
         };
-        self.fail_add(config, pod, cj, done, None, failure)
+        self.fail_add(config, pod, cj, done, Vec::new(), failure)
     }
 
-    /// Undo a failed ADD: `failing` (the attachment whose step failed, journaled but not in
-    /// `done`), then `done` in reverse; records go only when their DEL succeeded. Posts the
+    /// Undo a failed ADD: `failing` (the attachments whose delegate ADD failed, journaled but not
+    /// in `done`; more than one only when attachments overlapped), then `done` in reverse;
+    /// records go only when their DEL succeeded. Posts the
     /// Warning Event and returns one error naming the network, the delegate and the cause.
     pub(super) fn fail_add(
         &self,
@@ -63,7 +64,7 @@ impl<K: KubeApi> MetaPlugin<K> {
         pod: &PodRef,
         cj: &ContainerJournal,
         done: Vec<Done>,
-        failing: Option<(PathBuf, Record)>,
+        failing: Vec<(PathBuf, Record)>,
         failure: Failure<'_>,
     ) -> CniError {
         let Failure {
@@ -73,7 +74,7 @@ impl<K: KubeApi> MetaPlugin<K> {
         } = failure;
         tracing::error!(network = %att.network, ifname = %att.ifname, delegate, "ADD failed: {cause}; rolling back");
         let mut undo_errors = Vec::new();
-        if let Some((path, record)) = failing {
+        for (path, record) in failing.into_iter().rev() {
             match detach_record(&record, record.invocation.netns.clone()) {
                 Ok(()) => {
                     if let Err(e) = cj.remove(&path) {
@@ -81,7 +82,8 @@ impl<K: KubeApi> MetaPlugin<K> {
                     }
                 }
                 Err(f) => {
-                    tracing::warn!(network = %att.network, "rollback of the failing attachment: {}", f.cause);
+                    let network = &record.attachment.network;
+                    tracing::warn!(%network, "rollback of a failing attachment: {}", f.cause);
                 }
             }
         }

@@ -217,6 +217,11 @@ pub struct PlexusConfig {
     /// whose delegate DEL failed stays in the container's journal for the runtime's retry (true)
     /// or is moved to the orphan area, retried by GC (false). See `cmd::del`.
     pub retry_delete_on_error: bool,
+    /// `overlapClusterNetwork` (Plexus's own key, default true): while the cluster network's
+    /// plugin (an executed binary) runs, make the built-in attachments right after it that
+    /// cannot interact with it (see `cmd::overlap`). False: strictly one after another, as Multus
+    /// does.
+    pub overlap_cluster_network: bool,
     /// `capabilities`: the capability args the runtime should pass (`portMappings`, `bandwidth`,
     /// `io.kubernetes.cri.pod-annotations`, ...).
     pub capabilities: BTreeMap<String, bool>,
@@ -279,6 +284,8 @@ struct RawConfig {
     readiness_indicator_file: Option<String>,
     #[serde(default, rename = "retryDeleteOnError")]
     retry_delete_on_error: Option<bool>,
+    #[serde(default, rename = "overlapClusterNetwork")]
+    overlap_cluster_network: Option<bool>,
     #[serde(default)]
     capabilities: Option<Map<String, Value>>,
     #[serde(default, rename = "runtimeConfig")]
@@ -421,6 +428,7 @@ impl PlexusConfig {
             },
             readiness_indicator_file: non_empty(raw.readiness_indicator_file).map(PathBuf::from),
             retry_delete_on_error: raw.retry_delete_on_error.unwrap_or(false),
+            overlap_cluster_network: raw.overlap_cluster_network.unwrap_or(true),
             capabilities,
             runtime_config: raw.runtime_config.unwrap_or_default(),
             log_file: non_empty(raw.log_file).map(PathBuf::from),
@@ -514,6 +522,7 @@ mod tests {
         assert!(!c.policy.namespace_isolation);
         assert_eq!(c.readiness_indicator_file, None);
         assert!(!c.retry_delete_on_error);
+        assert!(c.overlap_cluster_network);
         assert_eq!(c.log_level, LogLevel::Error);
         assert!(c.log_to_stderr);
         assert!(c.events);
