@@ -267,6 +267,9 @@ fn add_after_an_interrupted_add_undoes_its_leftovers_first() {
                 "0-eth0.json",
                 "1-net1.json",
                 "2-net2.json",
+                "added-0-eth0.json",
+                "added-1-net1.json",
+                "added-2-net2.json",
                 "committed",
                 "lock"
             ],
@@ -439,8 +442,14 @@ fn assert_orphaned(env: &Env, cid: &str, err: &Value, when: &str) {
         "{when}: {:?}",
         env.journal_files(cid)
     );
-    assert_eq!(env.orphan_files(cid), vec!["2-net2.json"], "{when}");
-    let rec: Value = serde_json::from_str(&std::fs::read_to_string(&orphan).unwrap()).unwrap();
+    assert_eq!(
+        env.orphan_files(cid),
+        vec!["2-net2.json", "added-2-net2.json"],
+        "{when}"
+    );
+    // Both files moved; the added one holds the result.
+    let added = env.orphan_dir(cid).join("added-2-net2.json");
+    let rec: Value = serde_json::from_str(&std::fs::read_to_string(&added).unwrap()).unwrap();
     assert_eq!(
         rec["attachment"]["network"], "default/flaky",
         "{when}: {rec}"
@@ -466,7 +475,10 @@ fn retry_delete_on_error_keeps_the_failed_record_for_the_runtimes_retry() {
     let cid = cid("retry-true");
     let (config, err) = add_then_failing_del(&env, &cid, &env.pod, Some(true), "fail");
     // Only the failed attachment's record is left (the others are not retried), in the journal.
-    assert_eq!(env.journal_files(&cid), vec!["2-net2.json", "lock"]);
+    assert_eq!(
+        env.journal_files(&cid),
+        vec!["2-net2.json", "added-2-net2.json", "lock"]
+    );
     assert!(!env.orphan_dir(&cid).exists());
     let kept = env.journal_dir(&cid).join("2-net2.json");
     assert!(
@@ -540,7 +552,11 @@ fn without_retry_delete_on_error_a_failed_del_is_orphaned_and_gc_deletes_it() {
             dels + 2,
             "{tag}: the orphan was not retried"
         );
-        assert_eq!(env.orphan_files(&cid), vec!["2-net2.json"], "{tag}");
+        assert_eq!(
+            env.orphan_files(&cid),
+            vec!["2-net2.json", "added-2-net2.json"],
+            "{tag}"
+        );
         assert!(
             env.log().contains("the orphan file stays for GC"),
             "{tag}: {}",

@@ -102,13 +102,23 @@ fn add_del_bridge_plus_two_macvlan_nads() {
             "0-eth0.json",
             "1-net1.json",
             "2-net2.json",
+            "added-0-eth0.json",
+            "added-1-net1.json",
+            "added-2-net2.json",
             "committed",
             "lock"
         ]
     );
-    let rec: Value =
-        serde_json::from_str(&std::fs::read_to_string(jdir.join("1-net1.json")).unwrap()).unwrap();
+    // The pending record (written before the delegate) and the added one (after it).
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(jdir.join(name)).unwrap()).unwrap()
+    };
+    let pending = read("1-net1.json");
+    assert_eq!(pending["state"], "pending");
+    assert!(pending.get("result").is_none(), "{pending}");
+    let rec = read("added-1-net1.json");
     assert_eq!(rec["state"], "added");
+    assert_eq!(rec["attachment"], pending["attachment"]);
     assert_eq!(rec["index"], 1);
     assert_eq!(rec["attachment"]["network"], "default/macvlan-a");
     assert_eq!(rec["attachment"]["delegate"]["config"]["master"], "up0");
@@ -322,7 +332,13 @@ fn corrupt_record_is_reported_and_the_others_are_still_deleted() {
     let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
     assert!(out.status.success(), "{}\nlog:\n{}", text(&out), env.log());
     let jdir = env.p("cni").join(cid);
+    // Both files of net1's record are unreadable.
     std::fs::write(jdir.join("1-net1.json"), b"{\"version\": 1, \"index\"").unwrap();
+    std::fs::write(
+        jdir.join("added-1-net1.json"),
+        b"{\"version\": 1, \"index\"",
+    )
+    .unwrap();
     let out = env.plexus("DEL", cid, Some(env.pod.path()), &config);
     assert!(!out.status.success(), "{}", text(&out));
     let err: Value = serde_json::from_slice(&out.stdout).unwrap();

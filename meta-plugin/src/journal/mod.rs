@@ -1,35 +1,35 @@
 //! The journal: what was (or is being) attached to each sandbox, under `cniDir`, so that DEL,
 //! CHECK and GC never need the API server, the pod or the NAD.
 //!
-//! Layout: `<cniDir>/<containerID>/lock` (the per-container lock, `std::fs::File::lock`) and one
-//! record per attachment, `<cniDir>/<containerID>/<index>-<ifname>.json`.
+//! Layout: `<cniDir>/<containerID>/lock` (the per-container lock, `std::fs::File::lock`) and per
+//! attachment a pending record `<index>-<ifname>.json` and, once its delegate ADD succeeded, an
+//! added record `added-<index>-<ifname>.json` beside it.
 //!
-//! An ADD writes the records of the whole validated plan (state `pending`) before the first
-//! delegate runs ([`ContainerJournal::write_pending`]): each to a temp file that is fsynced and
-//! renamed, then the directory fsynced once. A pending record is all a DEL needs: it runs the
-//! delegate's DEL, which is harmless when the ADD never ran. After each delegate's ADD its record
-//! is rewritten with the result (state `added`, [`ContainerJournal::update`]) by a rename over
-//! the pending one, without a directory fsync (losing the rename in a power loss leaves the
-//! pending record) and with the new file flushed only where a power loss could otherwise leave
-//! the name without its data ([`durability`]).
+//! An ADD writes the pending records durably before their delegates run
+//! ([`ContainerJournal::write_pending`]): each to a temp file that is fsynced and renamed, then
+//! the directory fsynced once per batch. A pending record is all a DEL needs: it runs the
+//! delegate's DEL, which is harmless when the ADD never ran. After each delegate's ADD the whole
+//! record with its result (state `added`) goes to the added record ([`ContainerJournal::update`]),
+//! a new file beside the pending one, neither flushed nor fsynced: the pending record is never
+//! overwritten, so a power loss can cost the result (DEL then runs without `prevResult`, as
+//! libcni allows) but never the config DEL needs. Readers take the added record when it is
+//! readable and fall back to the pending one otherwise ([`Entry`]).
 //!
 //! When every attachment is added and network-status is written, the ADD marks the container
 //! `committed` (an empty file beside the records): a later ADD of the same container tells a
 //! completed ADD (an error: the runtime must DEL first) from one that was interrupted (its
 //! leftovers are undone first).
 //!
-//! A record is removed only after its delegate DEL succeeded, in every mode. The record of an
-//! attachment whose DEL failed either stays where it is or is moved (rename, directories
-//! fsynced) to the orphan area `<cniDir>/orphans/<containerID>/` ([`orphans`]), where GC and any
-//! later DEL of the same container retry it; which one is `cmd::del`'s policy
-//! (`retryDeleteOnError`). The container directory goes when its last record does; orphans
-//! are handled under the same container lock.
+//! A record (both files) is removed only after its delegate DEL succeeded, in every mode. The
+//! record of an attachment whose DEL failed either stays where it is or is moved to the orphan
+//! area `<cniDir>/orphans/<containerID>/` ([`orphans`]), where GC and any later DEL of the same
+//! container retry it; which one is `cmd::del`'s policy (`retryDeleteOnError`). The container
+//! directory goes when its last record does; orphans are handled under the same container lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plexus_delegates::cni::{CniError, CniResult, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -43,10 +43,11 @@ pub const RECORD_VERSION: u32 = 1;
 const LOCK_FILE: &str = "lock";
 const COMMITTED_FILE: &str = "committed";
 const TMP_PREFIX: &str = ".tmp-";
+/// The prefix of an added record's file name (before the pending record's name).
+const ADDED_PREFIX: &str = "added-";
 /// The subdirectory of `cniDir` holding the orphan area.
 pub const ORPHANS_DIR: &str = "orphans";
 
-mod durability;
 mod orphans;
 
 /// A journal failure, naming the file.
@@ -184,7 +185,6 @@ impl Journal {
                         id: container_id.to_owned(),
                         dir,
                         orphan_dir: self.orphan_dir(container_id),
-                        rename_over_keeps_data: OnceLock::new(),
                         _lock: file,
                     });
                 }
@@ -214,9 +214,11 @@ impl Journal {
     }
 }
 
-/// One read record file: the record, or why it cannot be used.
+/// One read record: the record (its added record where readable, else its pending one), or why
+/// it cannot be used.
 #[derive(Debug)]
 pub struct Entry {
+    /// The pending record's path (which names the record, also when only the added one exists).
     pub path: PathBuf,
     /// Index from the file name (also known for corrupt records).
     pub index: usize,
@@ -230,8 +232,6 @@ pub struct ContainerJournal {
     dir: PathBuf,
     /// `<cniDir>/orphans/<containerID>` (may not exist).
     orphan_dir: PathBuf,
-    /// [`durability::rename_over_keeps_data`] of `dir`, examined on the first update.
-    rename_over_keeps_data: OnceLock<bool>,
     _lock: File,
 }
 
@@ -283,35 +283,21 @@ impl ContainerJournal {
         }
     }
 
-    /// Rewrites a record already made durable by [`Self::write_pending`] (its state `added` and
-    /// the result): a rename over it, without a directory fsync, the new file's data flushed
-    /// first only where a power loss could leave the record's name without its data
-    /// ([`durability`]). Either way a crash leaves the pending record or the updated one.
+    /// Writes the added record of a record made durable by [`Self::write_pending`] (its state
+    /// `added` and the result) beside the pending one: a temp file renamed, not flushed (see the
+    /// module documentation). Returns the pending record's path, which names the record.
     pub fn update(&self, record: &Record) -> Result<PathBuf, JournalError> {
-        let keeps = *self
-            .rename_over_keeps_data
-            .get_or_init(|| durability::rename_over_keeps_data(&self.dir));
-        self.write_file(record, if keeps { Flush::None } else { Flush::Data })
+        let added = self
+            .dir
+            .join(format!("{ADDED_PREFIX}{}", record.file_name()));
+        write_record(&self.dir, &added, record, Flush::None)?;
+        Ok(self.dir.join(record.file_name()))
     }
 
-    /// The record to a temp file (flushed as `flush` says), renamed to its name.
+    /// The record to a temp file (flushed as `flush` says), renamed to its pending name.
     fn write_file(&self, record: &Record, flush: Flush) -> Result<PathBuf, JournalError> {
         let path = self.dir.join(record.file_name());
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{}", record.file_name()));
-        let bytes = serde_json::to_vec_pretty(record).map_err(|e| JournalError::Corrupt {
-            path: path.clone(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        {
-            let mut f = File::create(&tmp).map_err(|e| JournalError::io(&tmp, "create", e))?;
-            f.write_all(&bytes)
-                .map_err(|e| JournalError::io(&tmp, "write", e))?;
-            if flush == Flush::Data {
-                f.sync_all()
-                    .map_err(|e| JournalError::io(&tmp, "fsync", e))?;
-            }
-        }
-        fs::rename(&tmp, &path).map_err(|e| JournalError::io(&path, "rename", e))?;
+        write_record(&self.dir, &path, record, flush)?;
         Ok(path)
     }
 
@@ -350,13 +336,13 @@ impl ContainerJournal {
         }
     }
 
-    /// Removes one record (after its delegate DEL succeeded).
+    /// Removes one record, its added record first (after its delegate DEL succeeded). `path`
+    /// is the pending record's.
     pub fn remove(&self, path: &Path) -> Result<(), JournalError> {
-        match fs::remove_file(path) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(JournalError::io(path, "remove", e)),
+        if remove_record_files(path)? {
+            self.sync_dir()?;
         }
+        Ok(())
     }
 
     /// Removes the container directory (leftover temp files, the completion mark and the lock
@@ -389,22 +375,79 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
         .map_err(|e| JournalError::io(dir, "fsync directory", e))
 }
 
-/// Every record file of `dir`, by index (ascending); corrupt ones as errors naming the file.
+/// The added record beside the pending record at `path`.
+fn added_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{ADDED_PREFIX}{name}"))
+}
+
+/// Removes the added record, then the pending record at `path`; whether there was any.
+fn remove_record_files(path: &Path) -> Result<bool, JournalError> {
+    let mut removed = false;
+    for file in [added_path(path), path.to_path_buf()] {
+        match fs::remove_file(&file) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(JournalError::io(&file, "remove", e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// `record` to a temp file in `dir` (flushed as `flush` says), renamed to `path`.
+fn write_record(
+    dir: &Path,
+    path: &Path,
+    record: &Record,
+    flush: Flush,
+) -> Result<(), JournalError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    {
+        let mut f = File::create(&tmp).map_err(|e| JournalError::io(&tmp, "create", e))?;
+        f.write_all(&bytes)
+            .map_err(|e| JournalError::io(&tmp, "write", e))?;
+        if flush == Flush::Data {
+            f.sync_all()
+                .map_err(|e| JournalError::io(&tmp, "fsync", e))?;
+        }
+    }
+    fs::rename(&tmp, path).map_err(|e| JournalError::io(path, "rename", e))
+}
+
+/// Every record of `dir`, by index (ascending): the added record where there is a readable
+/// one, else the pending one; corrupt ones as errors naming the file.
 fn read_entries(dir: &Path) -> Result<Vec<Entry>, JournalError> {
     let mut out = Vec::new();
+    let mut added = std::collections::BTreeSet::new();
+    let mut pending = std::collections::BTreeSet::new();
     let entries = fs::read_dir(dir).map_err(|e| JournalError::io(dir, "read directory", e))?;
     for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let Some(stem) = name.strip_suffix(".json") else {
-            continue;
-        };
-        if name.starts_with('.') {
+        if name.starts_with('.') || !name.ends_with(".json") {
             continue;
         }
-        let Some(index) = stem
+        match name.strip_prefix(ADDED_PREFIX) {
+            Some(pending_name) => added.insert(pending_name.to_owned()),
+            None => pending.insert(name),
+        };
+    }
+    // An added record without its pending one is still a record (an orphan moved whole).
+    for name in pending.union(&added) {
+        let path = dir.join(name);
+        let Some(index) = name
             .split_once('-')
             .and_then(|(i, _)| i.parse::<usize>().ok())
         else {
@@ -418,7 +461,19 @@ fn read_entries(dir: &Path) -> Result<Vec<Entry>, JournalError> {
             });
             continue;
         };
-        let record = read_record(&path);
+        let record = if added.contains(name) {
+            let added_file = added_path(&path);
+            match read_record(&added_file) {
+                Ok(record) => Ok(record),
+                Err(e) if pending.contains(name) => {
+                    tracing::warn!("{e}: using the pending record");
+                    read_record(&path)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            read_record(&path)
+        };
         out.push(Entry {
             path,
             index,

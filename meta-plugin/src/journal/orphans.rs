@@ -7,7 +7,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{ContainerJournal, Entry, Journal, JournalError, ORPHANS_DIR, read_entries, sync_dir};
+use super::{
+    ContainerJournal, Entry, Journal, JournalError, ORPHANS_DIR, added_path, read_entries,
+    remove_record_files, sync_dir,
+};
 
 impl Journal {
     /// The orphan area.
@@ -49,11 +52,12 @@ impl ContainerJournal {
         &self.orphan_dir
     }
 
-    /// Moves the record at `path` (a file of this container's journal) to the orphan area:
-    /// one rename, then the orphan directory and the journal directory fsynced, so the record
-    /// is in exactly one of the two places whatever happens. A name already taken there (an
-    /// earlier orphan of the same attachment) gets a `-<n>` suffix: no orphan is overwritten.
-    /// Returns the orphan's path.
+    /// Moves the record at `path` (a pending record of this container's journal, and its added
+    /// record when it has one) to the orphan area, under the same names: renames, then the
+    /// orphan directory and the journal directory fsynced, so the record is never lost (a crash
+    /// between the two renames leaves it in both places; the second DEL that causes is
+    /// harmless). A name already taken there (an earlier orphan of the same attachment) gets a
+    /// `-<n>` suffix: no orphan is overwritten. Returns the orphan's (pending record's) path.
     pub fn orphan(&self, path: &Path) -> Result<PathBuf, JournalError> {
         let created = !self.orphan_dir.is_dir();
         fs::create_dir_all(&self.orphan_dir)
@@ -66,8 +70,18 @@ impl ContainerJournal {
             }
         }
         let target = self.free_orphan_name(path)?;
-        fs::rename(path, &target)
-            .map_err(|e| JournalError::io(path, "move to the orphan area", e))?;
+        for (from, to) in [
+            (added_path(path), added_path(&target)),
+            (path.to_path_buf(), target.clone()),
+        ] {
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(JournalError::io(&from, "move to the orphan area", e));
+                }
+            }
+        }
         sync_dir(&self.orphan_dir)?;
         self.sync_dir()?;
         Ok(target)
@@ -82,15 +96,16 @@ impl ContainerJournal {
                     path: path.to_path_buf(),
                     reason: "not a record file name".into(),
                 })?;
+        let free = |p: &Path| !p.exists() && !added_path(p).exists();
         let first = self.orphan_dir.join(name);
-        if !first.exists() {
+        if free(&first) {
             return Ok(first);
         }
         let stem = name.strip_suffix(".json").unwrap_or(name);
         let mut n = 1u32;
         loop {
             let candidate = self.orphan_dir.join(format!("{stem}-{n}.json"));
-            if !candidate.exists() {
+            if free(&candidate) {
                 return Ok(candidate);
             }
             n += 1;
@@ -110,10 +125,8 @@ impl ContainerJournal {
     /// orphan directory once it holds no file. The orphan area itself stays (like `status/`):
     /// removing it could race with another container's first orphan.
     pub fn remove_orphan(&self, path: &Path) -> Result<(), JournalError> {
-        match fs::remove_file(path) {
-            Ok(()) => sync_dir(&self.orphan_dir)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(JournalError::io(path, "remove", e)),
+        if remove_record_files(path)? {
+            sync_dir(&self.orphan_dir)?;
         }
         let empty = fs::read_dir(&self.orphan_dir)
             .map(|mut d| d.next().is_none())

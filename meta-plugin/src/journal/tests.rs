@@ -234,8 +234,31 @@ fn a_plan_is_journaled_pending_then_each_record_updated() {
         Some(json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2/24"}], "dns": {}}));
     assert_eq!(c.update(&added).unwrap(), paths[1]);
     let all = c.read_all().unwrap();
+    assert_eq!(all.len(), 3, "the added record is the same record");
     assert_eq!(all[1].record.as_ref().unwrap(), &added);
+    assert_eq!(all[1].path, paths[1]);
     assert_eq!(all[0].record.as_ref().unwrap().state, State::Pending);
+    // The durable pending record is never overwritten: the added one is a file beside it.
+    let pending: Record = serde_json::from_slice(&std::fs::read(&paths[1]).unwrap()).unwrap();
+    assert_eq!(pending, records[1]);
+    let added_file = c.dir().join("added-1-net1.json");
+    assert!(added_file.is_file());
+
+    // An added record a power loss left unreadable: the pending one is used.
+    std::fs::write(&added_file, b"").unwrap();
+    assert_eq!(c.read_all().unwrap()[1].record.as_ref().unwrap(), &records[1]);
+    // Orphaned, both files move; removed, both go.
+    c.update(&added).unwrap();
+    let orphan = c.orphan(&paths[1]).unwrap();
+    assert!(!paths[1].exists() && !added_file.exists());
+    let orphans = c.read_orphans().unwrap();
+    assert_eq!(orphans[0].record.as_ref().unwrap(), &added);
+    assert_eq!(orphans[0].path, orphan);
+    c.remove_orphan(&orphan).unwrap();
+    assert!(c.read_orphans().unwrap().is_empty());
+    c.update(&records[2]).unwrap();
+    c.remove(&paths[2]).unwrap();
+    assert!(!paths[2].exists() && !c.dir().join("added-2-net2.json").exists());
     // no temp files are left behind
     let names: Vec<String> = std::fs::read_dir(c.dir())
         .unwrap()
