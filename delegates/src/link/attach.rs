@@ -185,9 +185,14 @@ fn finish(
         .link(ifname)
         .map_err(|e| netlink_error(&e))?
         .ok_or_else(|| CniError::internal(format!("{ifname} vanished right after creation")))?;
-    for (template, value) in &plan.sysctls {
-        let key = template.replace("{if}", ifname);
-        if let Err(e) = cont.set_sysctl(&key, value) {
+    let sysctls: Vec<(String, &str)> = plan
+        .sysctls
+        .iter()
+        .map(|(template, value)| (template.replace("{if}", ifname), *value))
+        .collect();
+    let written = cont.set_sysctls(&sysctls).map_err(|e| netlink_error(&e))?;
+    for ((key, _), written) in sysctls.iter().zip(written) {
+        if let Err(e) = written {
             // ndisc_notify and friends are absent when IPv6 is disabled
             if !(e.is_sysctl_not_found() && key.starts_with("net/ipv6/")) {
                 return Err(netlink_error(&e));

@@ -68,6 +68,17 @@ pub trait Netlink: Send + Sync {
     fn routes(&self, ifname: &str) -> Result<Vec<RouteSpec>, NetlinkError>;
     /// Write `/proc/sys/<key>` from a thread inside this instance's netns.
     fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetlinkError>;
+    /// [`Netlink::set_sysctl`] for each `(key, value)`, in order, one result each; the outer
+    /// error when the netns cannot be entered (an implementation may enter it once for all).
+    fn set_sysctls(
+        &self,
+        pairs: &[(String, &str)],
+    ) -> Result<Vec<Result<(), NetlinkError>>, NetlinkError> {
+        Ok(pairs
+            .iter()
+            .map(|(key, value)| self.set_sysctl(key, value))
+            .collect())
+    }
     /// Set a link administratively down.
     fn set_link_down(&self, name: &str) -> Result<(), NetlinkError>;
     /// Rename a link in place. Kernels up to 6.1 refuse to rename a link that is up (EBUSY),

@@ -634,6 +634,27 @@ impl Netlink for RtNetlink {
             .map_err(|source| NetlinkError::Sysctl { op: OP, source })
     }
 
+    fn set_sysctls(
+        &self,
+        pairs: &[(String, &str)],
+    ) -> Result<Vec<Result<(), NetlinkError>>, NetlinkError> {
+        const OP: &str = "set_sysctl";
+        // One thread in the namespace for all of them: each entry would cost a thread spawn.
+        let written = self
+            .netns
+            .run_in(|| {
+                pairs
+                    .iter()
+                    .map(|(key, value)| write_sysctl(key, value))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|source| NetlinkError::Netns { op: OP, source })?;
+        Ok(written
+            .into_iter()
+            .map(|r| r.map_err(|source| NetlinkError::Sysctl { op: OP, source }))
+            .collect())
+    }
+
     fn set_link_down(&self, name: &str) -> Result<(), NetlinkError> {
         self.link_set_down(name)
     }

@@ -28,9 +28,20 @@ pub struct CniEnv {
 pub struct Call {
     /// spawn → exit, as the runtime would see it.
     pub wall: Duration,
+    /// The wall-clock time of day (UTC, since midnight) of the spawn, to place the plugin's
+    /// own log lines (which carry that clock) on the bench's.
+    pub spawned_at: Duration,
     /// user + system CPU of the process and every descendant it waited for (a plugin's IPAM).
     pub cpu: Duration,
     pub stdout: Vec<u8>,
+}
+
+/// The wall clock's time of day (UTC), as tracing's timestamps show it.
+fn time_of_day() -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::new(now.as_secs() % 86_400, now.subsec_nanos())
 }
 
 fn children_cpu() -> Result<Duration> {
@@ -44,6 +55,7 @@ fn children_cpu() -> Result<Duration> {
 pub fn run(bin: &Path, verb: &str, env: &CniEnv, stdin: &[u8]) -> Result<Call> {
     let cpu_before = children_cpu()?;
     let start = Instant::now();
+    let spawned_at = time_of_day();
     let mut child = Command::new(bin)
         .env_clear()
         .env("PATH", RUNTIME_PATH)
@@ -79,6 +91,7 @@ pub fn run(bin: &Path, verb: &str, env: &CniEnv, stdin: &[u8]) -> Result<Call> {
     }
     Ok(Call {
         wall,
+        spawned_at,
         cpu,
         stdout: out.stdout,
     })

@@ -15,15 +15,40 @@ use anyhow::{Context, Result, bail};
 /// One delegate's time: `<network> (<delegate>)` and the logged duration.
 pub type DelegateTime = (String, Duration);
 
+/// One attachment of an ADD on the handler's clock: when it started and ended, as offsets from
+/// the start of the ADD handler (the log line's timestamp is its end, minus its duration its
+/// start).
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub start: Duration,
+    pub end: Duration,
+}
+
 /// What an ADD logged.
 #[derive(Debug)]
 pub struct AddLog {
     pub plan: Duration,
     pub attached: Vec<DelegateTime>,
+    /// The attachments on the handler's clock, by start.
+    pub spans: Vec<Span>,
     /// Absent when no status is written (no pod name).
     pub status: Option<Duration>,
     /// From entering the ADD handler to the reply being ready.
     pub done: Duration,
+    /// When the ADD handler started: the wall clock's time of day (UTC).
+    pub handler_started_at: Duration,
+}
+
+impl AddLog {
+    /// The first attachment (the cluster network): the one that started first.
+    pub fn first(&self) -> &Span {
+        &self.spans[0]
+    }
+
+    /// When the last attachment ended.
+    pub fn last_end(&self) -> Duration {
+        self.spans.iter().map(|s| s.end).max().unwrap_or_default()
+    }
 }
 
 /// What a DEL logged.
@@ -55,6 +80,24 @@ fn duration(rest: &str, line: &str) -> Result<Duration> {
     Ok(Duration::from_micros(us))
 }
 
+/// The line's timestamp (tracing's `2026-11-24T05:41:18.924686Z`) as time since midnight.
+fn timestamp(line: &str) -> Result<Duration> {
+    let clock = line
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.split_once('T'))
+        .map(|(_, c)| c.trim_end_matches('Z'))
+        .with_context(|| format!("no timestamp in {line:?}"))?;
+    let mut parts = clock.splitn(3, ':');
+    let (Some(h), Some(m), Some(sec)) = (parts.next(), parts.next(), parts.next()) else {
+        bail!("timestamp {clock:?} in {line:?}");
+    };
+    let h: u64 = h.parse().with_context(|| format!("hour in {line:?}"))?;
+    let m: u64 = m.parse().with_context(|| format!("minute in {line:?}"))?;
+    let sec: f64 = sec.parse().with_context(|| format!("second in {line:?}"))?;
+    Ok(Duration::from_secs(h * 3600 + m * 60) + Duration::from_secs_f64(sec))
+}
+
 fn delegate_time(rest: &str, line: &str) -> Result<DelegateTime> {
     let network = field(rest, "network").with_context(|| format!("no network in {line:?}"))?;
     let delegate = field(rest, "delegate").with_context(|| format!("no delegate in {line:?}"))?;
@@ -65,19 +108,23 @@ fn delegate_time(rest: &str, line: &str) -> Result<DelegateTime> {
 pub fn parse_add(log: &str) -> Result<AddLog> {
     let (mut plan, mut status, mut done) = (None, None, None);
     let mut attached = Vec::new();
+    // (end timestamp, duration) of each "attached" line
+    let mut ends = Vec::new();
     for line in log.lines() {
         let Some(rest) = message(line) else { continue };
         if rest.starts_with("plan built ") {
             plan = Some(duration(rest, line)?);
         } else if rest.starts_with("attached ") {
-            attached.push(delegate_time(rest, line)?);
+            let (label, d) = delegate_time(rest, line)?;
+            ends.push((timestamp(line)?, d));
+            attached.push((label, d));
         } else if rest.starts_with("network-status written ") {
             status = Some(duration(rest, line)?);
         } else if rest.starts_with("ADD done ") {
-            done = Some(duration(rest, line)?);
+            done = Some((timestamp(line)?, duration(rest, line)?));
         }
     }
-    let (Some(plan), Some(done)) = (plan, done) else {
+    let (Some(plan), Some((done_at, done))) = (plan, done) else {
         bail!(
             "the plexus log of an ADD lacks \"plan built\" or \"ADD done\" (logLevel verbose or debug needed):\n{log}"
         );
@@ -85,11 +132,25 @@ pub fn parse_add(log: &str) -> Result<AddLog> {
     if attached.is_empty() {
         bail!("the plexus log of an ADD has no \"attached\" line:\n{log}");
     }
+    let handler_start = done_at.saturating_sub(done);
+    let mut spans: Vec<Span> = ends
+        .into_iter()
+        .map(|(end, d)| {
+            let end = end.saturating_sub(handler_start);
+            Span {
+                start: end.saturating_sub(d),
+                end,
+            }
+        })
+        .collect();
+    spans.sort_by_key(|s| s.start);
     Ok(AddLog {
         plan,
         attached,
+        spans,
         status,
         done,
+        handler_started_at: handler_start,
     })
 }
 

@@ -16,21 +16,31 @@ pub fn plexus(m: &mut Metrics, c: &PlexusCycle) {
     for (label, d) in &a.attached {
         m.push(&format!("plexus ADD delegate {label}"), *d);
     }
-    m.push("plexus ADD own", c.add.wall.saturating_sub(delegates));
     m.push("plexus ADD own process", c.add.wall.saturating_sub(a.done));
+    // The process part, split on the wall clock the log shares with the bench: exec to the
+    // ADD handler (loader, runtime start, stdin, config, logging), and the handler's end to
+    // the exit (reply, teardown).
+    let to_handler = a.handler_started_at.saturating_sub(c.add.spawned_at);
+    m.push("plexus ADD process start", to_handler);
     m.push(
-        "plexus ADD own in-process",
-        a.done.saturating_sub(delegates),
+        "plexus ADD process end",
+        c.add.wall.saturating_sub(to_handler + a.done),
     );
+    m.push("plexus ADD handler", a.done);
+    // The handler's critical path: up to the first delegate (the cluster network), the first
+    // delegate, the wait for the attachments made meanwhile, the steps after the delegates.
+    let first = a.first();
+    m.push("plexus ADD before first", first.start);
     m.push("plexus ADD own plan", a.plan);
-    let status = a.status.unwrap_or_default();
-    if a.status.is_some() {
+    m.push("plexus ADD first", first.end.saturating_sub(first.start));
+    m.push(
+        "plexus ADD wait others",
+        a.last_end().saturating_sub(first.end),
+    );
+    m.push("plexus ADD after", a.done.saturating_sub(a.last_end()));
+    if let Some(status) = a.status {
         m.push("plexus ADD own status", status);
     }
-    m.push(
-        "plexus ADD own rest",
-        a.done.saturating_sub(delegates + a.plan + status),
-    );
 
     let d = &c.del_log;
     let delegates: Duration = d.detached.iter().map(|(_, t)| *t).sum();

@@ -83,34 +83,58 @@ pub fn print(m: &Metrics) -> Result<()> {
     row(m, "plexus ADD wall", "wall (bench)")?;
     row(
         m,
-        "plexus ADD delegates",
-        "  delegates (sum of \"attached\")",
-    )?;
-    delegates(m, "plexus ADD delegate ", "    ")?;
-    row(m, "plexus ADD own", "  plexus own = wall - delegates")?;
-    row(
-        m,
         "plexus ADD own process",
-        "    process: exec, start, config, exit (wall - ADD done)",
+        "  process: exec, start, config, exit (wall - ADD done)",
     )?;
     row(
         m,
-        "plexus ADD own in-process",
-        "    in-process (ADD done - delegates)",
+        "plexus ADD process start",
+        "    exec to the ADD handler (loader, stdin, config, log)",
+    )?;
+    row(
+        m,
+        "plexus ADD process end",
+        "    the handler's end to the exit (reply, teardown)",
+    )?;
+    row(m, "plexus ADD handler", "  ADD handler (ADD done)")?;
+    row(
+        m,
+        "plexus ADD before first",
+        "    before the first delegate: plan, lock, journal",
     )?;
     row(
         m,
         "plexus ADD own plan",
-        "      plan built (NADs, annotations)",
+        "      of which plan built (NADs, annotations)",
+    )?;
+    row(
+        m,
+        "plexus ADD first",
+        "    first delegate (the cluster network)",
+    )?;
+    row(
+        m,
+        "plexus ADD wait others",
+        "    then waiting for the others",
+    )?;
+    row(
+        m,
+        "plexus ADD after",
+        "    after the delegates: routes, network-status, event",
     )?;
     if m.has("plexus ADD own status") {
-        row(m, "plexus ADD own status", "      network-status written")?;
+        row(
+            m,
+            "plexus ADD own status",
+            "      of which network-status written",
+        )?;
     }
     row(
         m,
-        "plexus ADD own rest",
-        "      rest: journal, routes, event, reply",
+        "plexus ADD delegates",
+        "  every delegate's own time (sum of \"attached\"; overlapping)",
     )?;
+    delegates(m, "plexus ADD delegate ", "    ")?;
     header("floor ADD split (bench, per plugin exec)");
     delegates(m, "floor ADD delegate ", "  ")?;
 

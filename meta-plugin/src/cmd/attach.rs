@@ -1,7 +1,7 @@
 //! Making the journaled attachments of an ADD: one [`Step`] per attachment (its device-info
 //! file, the delegate ADD, the record update), one after another, except that the built-ins
-//! [`super::overlap`] allows are made while the cluster network's plugin runs on a second
-//! thread. [`Made`] says how each step ended; the caller rolls back on any failure.
+//! [`super::overlap`] allows are made on a second, low-priority thread while the cluster
+//! network's plugin runs. [`Made`] says how each step ended; the caller rolls back on any failure.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -204,40 +204,56 @@ impl Attacher<'_> {
         steps.collect()
     }
 
-    /// Makes `cluster` on a second thread while `meanwhile` runs on this one; waits for both.
-    fn make_alongside<T>(&self, cluster: Step, meanwhile: impl FnOnce() -> T) -> (Made, T) {
+    /// Runs `meanwhile` on a second thread at the lowest CPU priority while `cluster` is made
+    /// on this one; waits for both. The cluster network's plugin is the ADD's critical path:
+    /// on a busy node (or one with two cores) the work done meanwhile must not slow it down.
+    fn make_alongside<T: Send>(
+        &self,
+        cluster: Step,
+        meanwhile: impl FnOnce() -> T + Send,
+    ) -> (Made, T) {
         let span = tracing::Span::current();
-        // The step stays here until the thread takes it, so it is still at hand when no
-        // thread can be started.
-        let slot = std::sync::Mutex::new(Some(cluster));
+        // The work stays here until the thread takes it, so it is still at hand when no thread
+        // can be started.
+        let slot = std::sync::Mutex::new(Some(meanwhile));
         let take = || slot.lock().ok().and_then(|mut s| s.take());
         std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
-                .name("plexus-cluster".into())
+                .name("plexus-meanwhile".into())
                 .spawn_scoped(scope, || {
-                    span.in_scope(|| take().map(|step| self.make(step)))
+                    lower_priority();
+                    span.in_scope(|| take().map(|work| work()))
                 });
             let (made, other) = match handle {
                 Ok(handle) => {
-                    let other = meanwhile();
+                    let made = self.make(cluster);
                     match handle.join() {
-                        Ok(made) => (made, other),
+                        Ok(other) => (made, other),
                         Err(panic) => std::panic::resume_unwind(panic),
                     }
                 }
                 Err(e) => {
                     tracing::warn!(
-                        "cannot start a thread for the cluster network ({e}); attaching one by one"
+                        "cannot start a thread for the attachments made meanwhile ({e}); attaching one by one"
                     );
-                    let made = take().map(|step| self.make(step));
-                    (made, meanwhile())
+                    let made = self.make(cluster);
+                    (made, take().map(|work| work()))
                 }
             };
-            match made {
-                Some(made) => (made, other),
-                None => unreachable!("the cluster network's step is taken exactly once"),
+            match other {
+                Some(other) => (made, other),
+                None => unreachable!("the work done meanwhile is taken exactly once"),
             }
         })
+    }
+}
+
+/// Gives the calling thread (and the threads it starts, which inherit it) the lowest CPU
+/// priority (nice 19). Best effort: at worst the work competes with the cluster network's plugin.
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!("cannot lower the priority of the attachments made meanwhile: {e}");
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! The cluster network is nearly always an executed binary (bridge, Calico, Cilium, flannel),
 //! and executing it is most of a pod ADD's time; the built-in delegates (macvlan, ipvlan,
-//! SR-IOV) run in this process. So with `overlapClusterNetwork` (the default) the ADD starts the
-//! cluster network's chain on a second thread and makes the built-in attachments that follow it
-//! meanwhile, then waits for it and goes on with the rest one by one. containerd does the same
+//! SR-IOV) run in this process. So with `overlapClusterNetwork` (the default) the ADD makes the
+//! built-in attachments that follow the cluster network on a second, low-priority thread while
+//! the cluster network's chain runs, then goes on with the rest one by one. containerd does the same
 //! for its own networks (go-cni attaches them in parallel); Multus goes one by one.
 //!
 //! Only attachments that cannot interact with the cluster network's plugin are made

@@ -246,7 +246,10 @@ fn a_plan_is_journaled_pending_then_each_record_updated() {
 
     // An added record a power loss left unreadable: the pending one is used.
     std::fs::write(&added_file, b"").unwrap();
-    assert_eq!(c.read_all().unwrap()[1].record.as_ref().unwrap(), &records[1]);
+    assert_eq!(
+        c.read_all().unwrap()[1].record.as_ref().unwrap(),
+        &records[1]
+    );
     // Orphaned, both files move; removed, both go.
     c.update(&added).unwrap();
     let orphan = c.orphan(&paths[1]).unwrap();

@@ -325,7 +325,14 @@ fn run(
     }
     tracing::debug!(plugin = plugin_type, binary = %binary.display(), command = verb, "executing plugin");
 
+    let spawning = Instant::now();
     let mut child = spawn(&mut cmd, &binary, plugin_type, deadline)?;
+    tracing::debug!(
+        plugin = plugin_type,
+        pid = child.id(),
+        spawn_us = spawning.elapsed().as_micros() as u64,
+        "plugin started"
+    );
     let ended = talk::talk(&mut child, stdin, plugin_type, deadline);
     let (status, stdout, stderr_head) = match ended {
         Ok(Ended::Finished {
