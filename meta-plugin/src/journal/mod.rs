@@ -47,6 +47,13 @@ const TMP_PREFIX: &str = ".tmp-";
 const ADDED_PREFIX: &str = "added-";
 /// The subdirectory of `cniDir` holding the orphan area.
 pub const ORPHANS_DIR: &str = "orphans";
+/// The names under `cniDir` that are not containers (the orphan area, local mode's status
+/// directory and Event log): a container id equal to one is refused.
+const NOT_CONTAINERS: [&str; 3] = [
+    ORPHANS_DIR,
+    crate::local::STATUS_DIR,
+    crate::local::EVENTS_LOG,
+];
 
 mod orphans;
 
@@ -61,6 +68,10 @@ pub enum JournalError {
     },
     #[error("journal record {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "CNI_CONTAINERID: container id {id:?} is reserved ({root}/{id} is not a container's journal)"
+    )]
+    ReservedId { id: String, root: PathBuf },
 }
 
 impl JournalError {
@@ -75,7 +86,11 @@ impl JournalError {
 
 impl From<JournalError> for CniError {
     fn from(e: JournalError) -> Self {
-        CniError::new(ErrorCode::Io, e.to_string())
+        let code = match e {
+            JournalError::ReservedId { .. } => ErrorCode::InvalidEnv,
+            _ => ErrorCode::Io,
+        };
+        CniError::new(code, e.to_string())
     }
 }
 
@@ -161,6 +176,12 @@ impl Journal {
     /// Takes the container's lock, creating its directory (blocking until other `plexus`
     /// processes working on the same container are done).
     pub fn lock(&self, container_id: &str) -> Result<ContainerJournal, JournalError> {
+        if NOT_CONTAINERS.contains(&container_id) {
+            return Err(JournalError::ReservedId {
+                id: container_id.to_owned(),
+                root: self.root.clone(),
+            });
+        }
         let dir = self.container_dir(container_id);
         let lock_path = dir.join(LOCK_FILE);
         loop {

@@ -291,3 +291,19 @@ fn a_plan_that_cannot_be_journaled_leaves_no_record() {
     assert!(c.read_all().unwrap().is_empty());
     assert!(c.remove_if_empty().unwrap());
 }
+
+#[test]
+fn a_container_id_naming_a_cni_dir_entry_that_is_not_a_container_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = Journal::new(tmp.path());
+    for id in ["orphans", "status", "events.log"] {
+        let e = j.lock(id).unwrap_err();
+        assert!(matches!(e, JournalError::ReservedId { .. }), "{id}: {e}");
+        let cni: CniError = e.into();
+        assert_eq!(cni.code, ErrorCode::InvalidEnv as u32, "{id}");
+        assert!(cni.msg.contains(id), "{}", cni.msg);
+        assert!(!tmp.path().join(id).exists(), "{id} was created");
+    }
+    // Only the exact names: ids that merely contain them are containers like any other.
+    drop(j.lock("status-1").unwrap());
+}

@@ -31,6 +31,7 @@ use crate::kube::{KubeApi, KubeError, PodEvent, PodRef};
 
 pub use manifests::{ManifestError, load_nad_dir};
 pub use owner::StatusRemoval;
+pub(crate) use status::{EVENTS_LOG, STATUS_DIR};
 
 /// NADs by (namespace, name), or why the directory could not be read.
 type Index = Result<HashMap<(String, String), NetworkAttachmentDefinition>, ManifestError>;

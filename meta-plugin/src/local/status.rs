@@ -11,9 +11,9 @@ use plexus_crds::{NetworkStatus, write_network_status};
 use crate::kube::{KubeError, PodEvent, PodRef};
 
 /// Subdirectory of `cniDir` holding one network-status file per pod.
-pub(super) const STATUS_DIR: &str = "status";
+pub(crate) const STATUS_DIR: &str = "status";
 /// File in `cniDir` the Events are appended to.
-pub(super) const EVENTS_LOG: &str = "events.log";
+pub(crate) const EVENTS_LOG: &str = "events.log";
 
 pub(super) fn status_path(cni_dir: &Path, pod: &PodRef) -> PathBuf {
     cni_dir
