@@ -111,6 +111,7 @@ impl<K: KubeApi> MetaPlugin<K> {
             req.netns.clone(),
             |_| true,
             OnDelFailure::for_runtime_del(&config),
+            config.overlap_cluster_network,
         )?;
         // With nothing journaled any more (all deleted, or orphaned), no retry will come for it.
         if local && !journal.exists(&req.container_id) {
@@ -141,18 +142,19 @@ pub(super) fn remove_local_status(config: &PlexusConfig, pod: &PodRef, container
 }
 
 /// DELs the attachments of one container selected by `select`: first its orphans
-/// ([`retry_orphans`]), then its journaled records in reverse ([`del_records`]); then removes
-/// the journal directory when no record is left.
+/// ([`retry_orphans`]), then its journaled records in reverse ([`del_records`], `together` as
+/// there); then removes the journal directory when no record is left.
 pub fn del_container(
     journal: &Journal,
     container_id: &str,
     netns: Option<PathBuf>,
     select: impl Fn(&Record) -> bool,
     on_failure: OnDelFailure,
+    together: bool,
 ) -> Result<DelReport, CniError> {
     let cj = journal.lock(container_id)?;
     let orphan_errors = retry_orphans(&cj, netns.clone(), &select);
-    let errors = del_records(&cj, netns, &select, on_failure)?;
+    let errors = del_records(&cj, netns, &select, on_failure, together)?;
     cj.remove_if_empty()?;
     Ok(DelReport {
         errors,
@@ -166,11 +168,18 @@ pub fn del_container(
 /// (`None` on containerd's second DEL) and replaces the journaled one. Withdraws the
 /// completion mark first when anything is selected. Returns the failures, each naming where
 /// its record is now.
+///
+/// With `together`, the cluster network and the built-in attachments an ADD makes while its
+/// plugin runs ([`super::overlap`]: nothing of theirs depends on the others) are deleted last
+/// and at the same time, each built-in on its own thread: a link's deletion is mostly the
+/// kernel waiting (for RCU), and those waits overlap. Everything after them still goes first,
+/// one by one in reverse.
 pub(super) fn del_records(
     cj: &ContainerJournal,
     netns: Option<PathBuf>,
     select: impl Fn(&Record) -> bool,
     on_failure: OnDelFailure,
+    together: bool,
 ) -> Result<Vec<String>, CniError> {
     let mut errors = Vec::new();
     let mut selected = Vec::new();
@@ -190,31 +199,99 @@ pub(super) fn del_records(
         tracing::error!("{e}; {place}");
         errors.push(format!("{e}; {place}"));
     }
+    // `selected` is in reverse plan order: the group deleted together is at its end.
+    let group = if together {
+        deleted_together(&selected)
+    } else {
+        0
+    };
+    let group = selected.split_off(selected.len() - group);
     for (path, record) in selected {
-        let att = &record.attachment;
-        let failure = match detach_record(&record, netns.clone()) {
-            Ok(()) => {
-                if let Err(e) = cj.remove(&path) {
-                    errors.push(e.to_string());
-                }
-                continue;
+        errors.extend(del_one(cj, &path, &record, netns.clone(), on_failure));
+    }
+    if let Some(((cluster_path, cluster), built_ins)) = group.split_last() {
+        let spawned = std::thread::scope(|scope| {
+            let span = tracing::Span::current();
+            let handles: Vec<_> = built_ins
+                .iter()
+                .map(|(path, record)| {
+                    let (span, netns) = (span.clone(), netns.clone());
+                    std::thread::Builder::new()
+                        .name("plexus-del".into())
+                        .spawn_scoped(scope, move || {
+                            span.in_scope(|| del_one(cj, path, record, netns, on_failure))
+                        })
+                })
+                .collect();
+            let cluster_error = del_one(cj, cluster_path, cluster, netns.clone(), on_failure);
+            let mut out = Vec::new();
+            for ((path, record), handle) in built_ins.iter().zip(handles) {
+                let error = match handle {
+                    Ok(handle) => match handle.join() {
+                        Ok(error) => error,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    // No thread to be had: this one after the others.
+                    Err(_) => del_one(cj, path, record, netns.clone(), on_failure),
+                };
+                out.extend(error);
             }
-            Err(f) => f,
-        };
-        let place = place_failed(cj, &path, on_failure.orphans(Some(failure.no_such_file)));
-        tracing::error!(
-            network = %att.network,
-            ifname = %att.ifname,
-            delegate = att.delegate.first_type(),
-            "DEL failed: {}; {place}",
-            failure.cause
-        );
-        errors.push(format!(
-            "network {:?} (interface {}): {}; {place}",
-            att.network, att.ifname, failure.cause
-        ));
+            out.extend(cluster_error);
+            out
+        });
+        errors.extend(spawned);
     }
     Ok(errors)
+}
+
+/// How many records at the end of `selected` (reverse plan order) are deleted together: the
+/// cluster network (index 0) and the built-ins right after it that an ADD makes while its
+/// plugin runs; 0 when the cluster network is not among them.
+fn deleted_together(selected: &[(PathBuf, Record)]) -> usize {
+    let in_plan_order: Vec<&Record> = selected.iter().rev().map(|(_, r)| r).collect();
+    let consecutive_from_zero = in_plan_order
+        .iter()
+        .enumerate()
+        .take_while(|(i, r)| r.index == *i)
+        .count();
+    let atts: Vec<crate::plan::Attachment> = in_plan_order[..consecutive_from_zero]
+        .iter()
+        .map(|r| r.attachment.clone())
+        .collect();
+    match super::overlap::overlapped_count(&atts, true) {
+        0 => 0,
+        n => n + 1,
+    }
+}
+
+/// DELs one record: removes it when its delegate DEL succeeded, else places it as
+/// `on_failure` says; the failure, naming where the record is now.
+fn del_one(
+    cj: &ContainerJournal,
+    path: &Path,
+    record: &Record,
+    netns: Option<PathBuf>,
+    on_failure: OnDelFailure,
+) -> Option<String> {
+    let att = &record.attachment;
+    let failure = match detach_record(record, netns) {
+        Ok(()) => {
+            return cj.remove(path).err().map(|e| e.to_string());
+        }
+        Err(f) => f,
+    };
+    let place = place_failed(cj, path, on_failure.orphans(Some(failure.no_such_file)));
+    tracing::error!(
+        network = %att.network,
+        ifname = %att.ifname,
+        delegate = att.delegate.first_type(),
+        "DEL failed: {}; {place}",
+        failure.cause
+    );
+    Some(format!(
+        "network {:?} (interface {}): {}; {place}",
+        att.network, att.ifname, failure.cause
+    ))
 }
 
 /// Moves a failed record to the orphan area when `orphan`, else leaves it; says where it is.
@@ -234,5 +311,66 @@ fn place_failed(cj: &ContainerJournal, path: &Path, orphan: bool) -> String {
             "its record {} stays in the journal: it cannot be moved to the orphan area: {e}",
             path.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::exec::Invocation;
+    use crate::plan::{Attachment, Delegate};
+
+    fn record(index: usize, conf: Value) -> (PathBuf, Record) {
+        let Value::Object(conf) = conf else {
+            panic!("conf must be an object")
+        };
+        let att = Attachment {
+            network: format!("n{index}"),
+            ifname: format!("net{index}"),
+            is_cluster: index == 0,
+            delegate: Delegate::Conf(conf),
+            runtime_config: Map::new(),
+            cni_args: vec![],
+            args_cni: None,
+            default_route: vec![],
+            resource_name: None,
+        };
+        let inv = Invocation {
+            container_id: "c".into(),
+            netns: None,
+            runtime_ifname: "eth0".into(),
+            cni_args: vec![],
+            cni_path: vec![],
+            runtime_config: Map::new(),
+        };
+        (
+            PathBuf::from(format!("/j/{index}")),
+            Record::pending(index, att, inv),
+        )
+    }
+
+    #[test]
+    fn the_cluster_network_and_the_built_ins_made_alongside_it_are_deleted_together() {
+        let bridge = || json!({"type": "bridge"});
+        let macvlan = || json!({"type": "macvlan", "master": "eth0"});
+        // Reverse plan order, as DEL walks the journal.
+        let all = [
+            record(3, bridge()),
+            record(2, macvlan()),
+            record(1, macvlan()),
+            record(0, bridge()),
+        ];
+        // An executed NAD (index 3) ends the group: it goes first, alone.
+        assert_eq!(deleted_together(&all), 3);
+        // Without the cluster network's record (deleted by an earlier DEL) nothing is grouped.
+        assert_eq!(deleted_together(&all[..3]), 0);
+        // A gap in the indices ends the group too.
+        let gap = [record(2, macvlan()), record(0, bridge())];
+        assert_eq!(deleted_together(&gap), 0);
+        // A built-in cluster network: one by one.
+        let builtin = [record(1, macvlan()), record(0, macvlan())];
+        assert_eq!(deleted_together(&builtin), 0);
     }
 }

@@ -34,7 +34,14 @@ impl<K: KubeApi> MetaPlugin<K> {
                         && v.ifname == r.invocation.runtime_ifname
                 })
             };
-            match del_container(&journal, &container, None, |r| !keep(r), OnDelFailure::Keep) {
+            match del_container(
+                &journal,
+                &container,
+                None,
+                |r| !keep(r),
+                OnDelFailure::Keep,
+                false,
+            ) {
                 Ok(report) => {
                     errors.extend(report.orphan_errors);
                     errors.extend(report.errors);

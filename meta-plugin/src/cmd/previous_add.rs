@@ -54,7 +54,7 @@ impl<K: KubeApi> MetaPlugin<K> {
             records = entries.len(),
             "an earlier ADD of this container was interrupted: undoing what it left first"
         );
-        let errors = del_records(cj, req.netns.clone(), |_| true, OnDelFailure::Keep)?;
+        let errors = del_records(cj, req.netns.clone(), |_| true, OnDelFailure::Keep, false)?;
         if !errors.is_empty() {
             return Err(CniError::new(
                 ErrorCode::Io,

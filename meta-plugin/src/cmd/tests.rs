@@ -121,7 +121,7 @@ impl Bed {
     }
 
     fn del(&self, on_failure: OnDelFailure) -> super::DelReport {
-        del_container(&self.journal, CID, None, |_| true, on_failure).unwrap()
+        del_container(&self.journal, CID, None, |_| true, on_failure, false).unwrap()
     }
 }
 
@@ -223,7 +223,15 @@ fn gc_leaves_the_orphans_of_attachments_still_in_use() {
     bed.set_mode("fail");
     bed.del(OnDelFailure::Orphan);
     bed.set_mode("ok");
-    let report = del_container(&bed.journal, CID, None, |_| false, OnDelFailure::Keep).unwrap();
+    let report = del_container(
+        &bed.journal,
+        CID,
+        None,
+        |_| false,
+        OnDelFailure::Keep,
+        false,
+    )
+    .unwrap();
     assert!(report.errors.is_empty() && report.orphan_errors.is_empty());
     assert_eq!(bed.flaky_dels(), 1, "an attachment in use was deleted");
     assert_eq!(files(&bed.journal.orphan_dir(CID)), vec!["1-net1.json"]);
