@@ -14,8 +14,10 @@
 //! 1. Plexus: `target/release/plexus` (`CARGO_BIN_EXE_plexus`, built by Cargo before this bench
 //!    with the same profile), executed exactly as containerd does (empty environment + `CNI_*`,
 //!    the config on stdin, pod annotations in `runtimeConfig`), NADs from a `nadDir` of YAML.
-//!    Its log (`logLevel: verbose`) gives, per pod, the delegate time ("attached"/"detached"
-//!    lines) and its in-process ADD total ("ADD done"), so its own time is split off.
+//!    Its log (`logLevel: verbose`) gives, per pod, each delegate's time and end ("attached"/
+//!    "detached" lines) and the handler's totals ("ADD done"/"DEL done"), so the process part
+//!    and the ADD handler's critical path (up to the cluster network's plugin, that plugin,
+//!    after it) are split off.
 //! 2. The floor: `/usr/lib/cni/bridge`, then `macvlan` twice, executed directly as libcni
 //!    would; DELs in reverse with `prevResult`. No exec-based meta-plugin can do less.
 //!

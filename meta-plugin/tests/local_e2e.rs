@@ -292,10 +292,7 @@ fn without_the_overlap_attachments_are_made_one_after_another() {
     env.assert_nothing_left(cid, "after DEL");
     // DEL strictly in reverse: net1 is detached (its line written) before eth0's DEL starts.
     let log = env.log();
-    let detached: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" detached "))
-        .collect();
+    let detached: Vec<&str> = log.lines().filter(|l| l.contains(" detached ")).collect();
     assert_eq!(detached.len(), 2, "{log}");
     assert!(
         detached[0].contains("default/macvlan-a") && detached[1].contains("cbr0"),

@@ -55,8 +55,8 @@ impl AddLog {
 #[derive(Debug)]
 pub struct DelLog {
     pub detached: Vec<DelegateTime>,
-    /// Plexus's in-process DEL total, if it logs one (`DEL done duration_us=...`); this version
-    /// does not, so the in-process / process split of DEL is not available from the log.
+    /// Plexus's in-process DEL total (`DEL done duration_us=...`; absent in versions that do
+    /// not log it).
     pub done: Option<Duration>,
 }
 

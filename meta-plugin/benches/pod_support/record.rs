@@ -50,10 +50,9 @@ pub fn plexus(m: &mut Metrics, c: &PlexusCycle) {
     for (label, t) in &d.detached {
         m.push(&format!("plexus DEL delegate {label}"), *t);
     }
-    m.push("plexus DEL own", c.del.wall.saturating_sub(delegates));
     if let Some(done) = d.done {
         m.push("plexus DEL own process", c.del.wall.saturating_sub(done));
-        m.push("plexus DEL own in-process", done.saturating_sub(delegates));
+        m.push("plexus DEL handler", done);
     }
 }
 

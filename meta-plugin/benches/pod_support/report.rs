@@ -140,31 +140,31 @@ pub fn print(m: &Metrics) -> Result<()> {
 
     header("plexus DEL split (its log, per pod)");
     row(m, "plexus DEL wall", "wall (bench)")?;
+    if m.has("plexus DEL own process") {
+        row(
+            m,
+            "plexus DEL own process",
+            "  process: exec, start, config, exit (wall - DEL done)",
+        )?;
+        row(m, "plexus DEL handler", "  DEL handler (DEL done)")?;
+    } else {
+        println!(
+            "  process vs handler: unavailable (plexus logs no DEL total; a \"DEL done duration_us=...\" line would give it)"
+        );
+    }
     row(
         m,
         "plexus DEL delegates",
-        "  delegates (sum of \"detached\")",
+        "  every delegate's own time (sum of \"detached\"; overlapping)",
     )?;
     delegates(m, "plexus DEL delegate ", "    ")?;
-    row(m, "plexus DEL own", "  plexus own = wall - delegates")?;
-    if m.has("plexus DEL own process") {
-        row(m, "plexus DEL own process", "    process (wall - DEL done)")?;
-        row(
-            m,
-            "plexus DEL own in-process",
-            "    in-process (DEL done - delegates)",
-        )?;
-    } else {
-        println!(
-            "    process vs in-process: unavailable (plexus logs no DEL total; a \"DEL done duration_us=...\" line would give it)"
-        );
-    }
     header("floor DEL split (bench, per plugin exec)");
     delegates(m, "floor DEL delegate ", "  ")?;
     println!();
     println!(
-        "medians of parts do not add up to the median of the whole; \"delegates\" is what Plexus \
-         logs around each attachment (exec of an external plugin, or the in-process built-in)."
+        "medians of parts do not add up to the median of the whole; a delegate's time is what Plexus \
+         logs around each attachment (exec of an external plugin, or the in-process built-in); \
+         with overlapClusterNetwork (the default) some of them run at the same time."
     );
     Ok(())
 }
