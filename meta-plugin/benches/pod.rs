@@ -5,6 +5,7 @@
 //! sudo PLEXUS_BENCH_N=50 cargo bench -p plexus --bench pod
 //! sudo cargo bench -p plexus --bench pod -- --n 50
 //! sudo cargo bench -p plexus --bench pod -- --state-dir /dev/shm   # state on tmpfs
+//! sudo cargo bench -p plexus --bench pod -- --one-by-one    # overlapClusterNetwork: false
 //! ```
 //!
 //! Every pod gets eth0 from the cluster network (the reference `bridge` + `host-local`) and
@@ -82,6 +83,9 @@ struct Options {
     /// is made inside it (`--state-dir DIR`, else `PLEXUS_BENCH_STATE_DIR`, else the system's
     /// temp dir). Its filesystem decides what an fsync costs.
     state_parent: PathBuf,
+    /// `--one-by-one`: Plexus with `overlapClusterNetwork: false` (attachments strictly one
+    /// after another, DEL strictly in reverse, as Multus does).
+    one_by_one: bool,
 }
 
 fn options() -> Result<Options> {
@@ -92,6 +96,7 @@ fn options() -> Result<Options> {
     let mut state_parent = std::env::var_os("PLEXUS_BENCH_STATE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
+    let mut one_by_one = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (key, inline) = match a.split_once('=') {
@@ -110,13 +115,18 @@ fn options() -> Result<Options> {
                 n = v.parse().with_context(|| format!("--n {v:?}"))?;
             }
             "--state-dir" => state_parent = PathBuf::from(value()?),
+            "--one-by-one" => one_by_one = true,
             _ => {} // anything else (cargo's `--bench`) is ignored
         }
     }
     if n == 0 {
         bail!("N must be at least 1");
     }
-    Ok(Options { n, state_parent })
+    Ok(Options {
+        n,
+        state_parent,
+        one_by_one,
+    })
 }
 
 /// The 1/5/15-minute load averages: other work on the machine widens every figure.
@@ -175,7 +185,16 @@ fn run(opts: Options) -> Result<()> {
             octet: 97,
             ipam_dir: work.path().join("plexus/ipam"),
         },
+        !opts.one_by_one,
     )?;
+    println!(
+        "plexus: overlapClusterNetwork {}",
+        if opts.one_by_one {
+            "false (--one-by-one: one after another, DEL strictly in reverse)"
+        } else {
+            "true (the default)"
+        }
+    );
     let floor = FloorSide::new(Networks {
         bridge: "cni-floor".to_owned(),
         octet: 96,

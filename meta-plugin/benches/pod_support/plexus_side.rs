@@ -36,7 +36,8 @@ pub struct PlexusCycle {
 
 impl PlexusSide {
     /// Writes the node's files under `dir` and the config the runtime will pass.
-    pub fn new(bin: &Path, dir: &Path, nets: Networks) -> Result<PlexusSide> {
+    /// `overlap`: the config's `overlapClusterNetwork`.
+    pub fn new(bin: &Path, dir: &Path, nets: Networks, overlap: bool) -> Result<PlexusSide> {
         let net_d = dir.join("net.d");
         let nad_dir = dir.join("nads");
         for d in [&net_d, &nad_dir] {
@@ -59,6 +60,7 @@ impl PlexusSide {
             // Multus's name for info: the level of the per-step lines the split is read from.
             "logLevel": "verbose",
             "logToStderr": false,
+            "overlapClusterNetwork": overlap,
             "capabilities": {"io.kubernetes.cri.pod-annotations": true},
             "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {
                 "k8s.v1.cni.cncf.io/networks": networks::NADS.join(","),
