@@ -323,34 +323,18 @@ pub(super) fn outcome(mut made: Vec<Made>, journal_failure: Option<(usize, CniEr
 mod tests {
     use super::*;
     use crate::exec::Invocation;
-    use crate::plan::{Attachment, Delegate};
+    use crate::plan::Attachment;
     use plexus_delegates::cni::CniResult;
-    use serde_json::{Map, Value, json};
+    use serde_json::json;
 
     fn record(index: usize) -> Record {
-        let Value::Object(conf) = json!({"type": "bridge"}) else {
-            panic!()
-        };
-        let att = Attachment {
-            network: format!("n{index}"),
-            ifname: format!("net{index}"),
-            is_cluster: index == 0,
-            delegate: Delegate::Conf(conf),
-            runtime_config: Map::new(),
-            cni_args: vec![],
-            args_cni: None,
-            default_route: vec![],
-            resource_name: None,
-        };
-        let inv = Invocation {
-            container_id: "c".into(),
-            netns: None,
-            runtime_ifname: "eth0".into(),
-            cni_args: vec![],
-            cni_path: vec![],
-            runtime_config: Map::new(),
-        };
-        Record::pending(index, att, inv)
+        let att = Attachment::for_test(
+            &format!("n{index}"),
+            &format!("net{index}"),
+            index == 0,
+            json!({"type": "bridge"}),
+        );
+        Record::pending(index, att, Invocation::for_test())
     }
 
     fn added(index: usize) -> Made {

@@ -316,38 +316,22 @@ fn place_failed(cj: &ContainerJournal, path: &Path, orphan: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, Value, json};
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::exec::Invocation;
-    use crate::plan::{Attachment, Delegate};
+    use crate::plan::Attachment;
 
     fn record(index: usize, conf: Value) -> (PathBuf, Record) {
-        let Value::Object(conf) = conf else {
-            panic!("conf must be an object")
-        };
-        let att = Attachment {
-            network: format!("n{index}"),
-            ifname: format!("net{index}"),
-            is_cluster: index == 0,
-            delegate: Delegate::Conf(conf),
-            runtime_config: Map::new(),
-            cni_args: vec![],
-            args_cni: None,
-            default_route: vec![],
-            resource_name: None,
-        };
-        let inv = Invocation {
-            container_id: "c".into(),
-            netns: None,
-            runtime_ifname: "eth0".into(),
-            cni_args: vec![],
-            cni_path: vec![],
-            runtime_config: Map::new(),
-        };
+        let att = Attachment::for_test(
+            &format!("n{index}"),
+            &format!("net{index}"),
+            index == 0,
+            conf,
+        );
         (
             PathBuf::from(format!("/j/{index}")),
-            Record::pending(index, att, inv),
+            Record::pending(index, att, Invocation::for_test()),
         )
     }
 

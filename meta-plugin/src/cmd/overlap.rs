@@ -67,26 +67,13 @@ fn independent_of_cluster(att: &Attachment) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     use super::*;
     use crate::plan::Delegate;
 
     fn att(network: &str, is_cluster: bool, conf: Value) -> Attachment {
-        let Value::Object(conf) = conf else {
-            panic!("conf must be an object")
-        };
-        Attachment {
-            network: network.into(),
-            ifname: "net1".into(),
-            is_cluster,
-            delegate: Delegate::Conf(conf),
-            runtime_config: Map::new(),
-            cni_args: vec![],
-            args_cni: None,
-            default_route: vec![],
-            resource_name: None,
-        }
+        Attachment::for_test(network, "net1", is_cluster, conf)
     }
 
     fn bridge_cluster() -> Attachment {

@@ -38,6 +38,21 @@ pub struct Invocation {
     pub runtime_config: Map<String, Value>,
 }
 
+#[cfg(test)]
+impl Invocation {
+    /// A test invocation: container `c1` in `/run/netns/x`, runtime ifname `eth0`.
+    pub fn for_test() -> Self {
+        Invocation {
+            container_id: "c1".into(),
+            netns: Some("/run/netns/x".into()),
+            runtime_ifname: "eth0".into(),
+            cni_args: vec![("IgnoreUnknown".into(), "1".into())],
+            cni_path: vec!["/opt/cni/bin".into()],
+            runtime_config: Map::new(),
+        }
+    }
+}
+
 impl Invocation {
     /// Build from the runtime's request, the meta-plugin's `binDir` and runtimeConfig, for
     /// `att`.

@@ -2,37 +2,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Map, json};
+use serde_json::json;
 
 use super::*;
-use crate::plan::Delegate;
 
 fn attachment(ifname: &str) -> Attachment {
-    let Value::Object(conf) = json!({"cniVersion": "1.0.0", "name": "m", "type": "macvlan"}) else {
-        panic!()
-    };
-    Attachment {
-        network: "default/m".into(),
-        ifname: ifname.into(),
-        is_cluster: ifname == "eth0",
-        delegate: Delegate::Conf(conf),
-        runtime_config: Map::new(),
-        cni_args: vec![],
-        args_cni: None,
-        default_route: vec![],
-        resource_name: None,
-    }
+    let conf = json!({"cniVersion": "1.0.0", "name": "m", "type": "macvlan"});
+    Attachment::for_test("default/m", ifname, ifname == "eth0", conf)
 }
 
 fn invocation() -> Invocation {
-    Invocation {
-        container_id: "c1".into(),
-        netns: Some("/run/netns/x".into()),
-        runtime_ifname: "eth0".into(),
-        cni_args: vec![("IgnoreUnknown".into(), "1".into())],
-        cni_path: vec!["/opt/cni/bin".into()],
-        runtime_config: Map::new(),
-    }
+    Invocation::for_test()
 }
 
 #[test]

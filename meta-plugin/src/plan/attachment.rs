@@ -37,6 +37,28 @@ pub struct Attachment {
     pub resource_name: Option<String>,
 }
 
+#[cfg(test)]
+impl Attachment {
+    /// A test attachment of `network` on `ifname` with one plugin conf (an object), and
+    /// nothing else set.
+    pub fn for_test(network: &str, ifname: &str, is_cluster: bool, conf: Value) -> Self {
+        let Value::Object(conf) = conf else {
+            panic!("a plugin conf is an object: {conf}")
+        };
+        Attachment {
+            network: network.into(),
+            ifname: ifname.into(),
+            is_cluster,
+            delegate: Delegate::Conf(conf),
+            runtime_config: Map::new(),
+            cni_args: vec![],
+            args_cni: None,
+            default_route: vec![],
+            resource_name: None,
+        }
+    }
+}
+
 /// A delegate network configuration, kept as JSON so that every key the user wrote reaches the
 /// plugin unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
