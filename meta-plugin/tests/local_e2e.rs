@@ -268,6 +268,61 @@ fn failing_cluster_network_rolls_back_the_attachments_made_meanwhile() {
     assert!(!env.p("cni").join(cid).exists(), "journal left behind");
 }
 
+/// The cluster network's plugin is started before its journal record is written (its process
+/// start overlaps the fsync), but it gets its configuration, and so acts, only once the record
+/// is there.
+#[test]
+fn the_cluster_network_plugin_starts_early_but_acts_after_its_record_is_journaled() {
+    let Some(env) =
+        Env::new("the_cluster_network_plugin_starts_early_but_acts_after_its_record_is_journaled")
+    else {
+        return;
+    };
+    let marker = env.p("record-seen");
+    // The reference bridge, behind a check of the journal when it gets its configuration.
+    env.write_script(
+        "journal-check",
+        &format!(
+            "#!/bin/sh\n\
+             config=$(cat)\n\
+             if [ \"$CNI_COMMAND\" = ADD ]; then\n\
+             \tif [ -f \"{cni}/$CNI_CONTAINERID/0-eth0.json\" ]; then echo yes; else echo no; fi > {marker}\n\
+             fi\n\
+             printf '%s' \"$config\" | exec {ref}/bridge\n",
+            cni = env.p("cni").display(),
+            marker = marker.display(),
+            ref = local_env::REF_BIN,
+        ),
+    );
+    let mut conflist: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.p("net.d/10-bridge.conflist")).unwrap())
+            .unwrap();
+    conflist["plugins"][0]["type"] = json!("journal-check");
+    std::fs::write(env.p("net.d/30-checked.conflist"), conflist.to_string()).unwrap();
+    let mut config = env.config_json("macvlan-a");
+    config["clusterNetwork"] = json!(env.p("net.d/30-checked.conflist"));
+    config["binDir"] = json!(env.p("bin"));
+    let config = config.to_string();
+    let cid = "ae07cd189fb4cb49ff1707f49c14595bd69ea06b8070be92186b281cbfd2000";
+    let out = env.plexus("ADD", cid, Some(env.pod.path()), &config);
+    let log = env.log();
+    assert!(out.status.success(), "{}\nlog:\n{log}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        "yes",
+        "the plugin acted before its record was journaled"
+    );
+    // Started first, then the record written.
+    let started = log
+        .find("plugin started plugin=\"journal-check\"")
+        .expect("no start line");
+    let journaled = log.find("journaled records=1").expect("no journal line");
+    assert!(started < journaled, "{log}");
+    let out = env.plexus("DEL", cid, Some(env.pod.path()), &config);
+    assert!(out.status.success(), "{}", text(&out));
+    env.assert_nothing_left(cid, "after DEL");
+}
+
 /// With `overlapClusterNetwork: false` the attachments are made strictly one after another
 /// (as Multus does): the first NAD is attached only after the cluster network's plugin ended.
 #[test]

@@ -20,6 +20,8 @@ pub(super) struct Step {
     pub path: PathBuf,
     pub record: Record,
     pub version: CniVersion,
+    /// Its first plugin, already started while the record was written ([`exec::prestart`]).
+    pub prestarted: Option<exec::Prestarted>,
 }
 
 /// How one step ended.
@@ -67,6 +69,7 @@ impl Attacher<'_> {
             path,
             mut record,
             version,
+            prestarted,
         } = step;
         let index = record.index;
         let att = &record.attachment;
@@ -77,7 +80,7 @@ impl Attacher<'_> {
             tracing::warn!(network = %att.network, ifname = %att.ifname, "{e}: no device-info for network-status");
         }
         let t = Instant::now();
-        let result = match exec::add(att, &record.invocation) {
+        let result = match exec::add(att, &record.invocation, prestarted) {
             Ok((result, _)) => result,
             Err(step) => {
                 return Made::Failed {
@@ -121,16 +124,29 @@ impl Attacher<'_> {
     /// one; stops at the first failure.
     pub fn run(&self, mut pending: Vec<(Record, CniVersion)>, overlapped: usize) -> Ran {
         let mut ran = Ran::default();
+        // The first attachment's plugin starts while its record is written; it acts only once
+        // given its configuration, after the record is durable.
+        let prestarted = pending
+            .first()
+            .and_then(|(r, _)| exec::prestart(&r.attachment, &r.invocation));
         if overlapped == 0 || pending.len() < 2 {
             match self.journal(pending) {
-                Ok(steps) => ran.not_started = self.make_in_order(steps, &mut ran.made),
+                Ok(mut steps) => {
+                    if let Some(first) = steps.first_mut() {
+                        first.prestarted = prestarted;
+                    }
+                    ran.not_started = self.make_in_order(steps, &mut ran.made);
+                }
                 Err(f) => ran.journal_failure = Some(f),
             }
             return ran;
         }
         let others = pending.split_off(1);
         let cluster = match self.journal(pending) {
-            Ok(mut steps) => steps.remove(0),
+            Ok(mut steps) => Step {
+                prestarted,
+                ..steps.remove(0)
+            },
             Err(f) => {
                 ran.journal_failure = Some(f);
                 return ran;
@@ -185,6 +201,7 @@ impl Attacher<'_> {
                 path,
                 record,
                 version,
+                prestarted: None,
             })
             .collect())
     }

@@ -10,7 +10,7 @@ pub mod stdin;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use plexus_delegates::cni::exec::exec_plugin;
+use plexus_delegates::cni::exec::{DEFAULT_TIMEOUT, Started, exec_plugin, start_plugin};
 use plexus_delegates::cni::{CniArgs, CniError, CniResult, CniVersion, Command, Plugin, Request};
 use plexus_delegates::ipvlan::IpvlanPlugin;
 use plexus_delegates::macvlan::MacvlanPlugin;
@@ -129,15 +129,14 @@ pub fn delegate_version(att: &Attachment) -> Result<CniVersion, CniError> {
     CniVersion::from_config(m.get("cniVersion").and_then(Value::as_str))
 }
 
-/// Runs one plugin (one link of the chain) for `verb` with the given stdin.
-fn run_plugin(
+/// The request one plugin (one link of the chain) gets for `verb` with the given stdin.
+fn plugin_request(
     verb: Command,
-    plugin_type: &str,
     att: &Attachment,
     inv: &Invocation,
     stdin: Vec<u8>,
-) -> Result<Option<CniResult>, CniError> {
-    let req = Request {
+) -> Result<Request, CniError> {
+    Ok(Request {
         command: verb,
         container_id: inv.container_id.clone(),
         netns: inv.netns.clone(),
@@ -145,10 +144,24 @@ fn run_plugin(
         args: inv.cni_args()?,
         path: inv.cni_path.clone(),
         config: stdin,
-    };
-    let started = Instant::now();
-    let out = match builtin(plugin_type) {
-        Some(p) => match verb {
+    })
+}
+
+/// Runs one plugin (one link of the chain) for `verb` with the given stdin; `started` is that
+/// plugin already started for it ([`prestart`]).
+fn run_plugin(
+    verb: Command,
+    plugin_type: &str,
+    att: &Attachment,
+    inv: &Invocation,
+    stdin: Vec<u8>,
+    started: Option<Started>,
+) -> Result<Option<CniResult>, CniError> {
+    let req = plugin_request(verb, att, inv, stdin)?;
+    let started_at = Instant::now();
+    let out = match (started, builtin(plugin_type)) {
+        (Some(started), _) => started.finish(&req.config),
+        (None, Some(p)) => match verb {
             Command::Add => p.add(&req).map(Some),
             Command::Del => p.del(&req).map(|()| None),
             Command::Check => p.check(&req).map(|()| None),
@@ -156,7 +169,7 @@ fn run_plugin(
             Command::Gc => p.gc(&req).map(|()| None),
             Command::Version => Ok(None),
         },
-        None => exec_plugin(plugin_type, &req, &req.config),
+        (None, None) => exec_plugin(plugin_type, &req, &req.config),
     };
     tracing::debug!(
         command = verb.as_str(),
@@ -165,25 +178,60 @@ fn run_plugin(
         ifname = %att.ifname,
         delegate = plugin_type,
         builtin = is_builtin(plugin_type),
-        duration_us = started.elapsed().as_micros() as u64,
+        duration_us = started_at.elapsed().as_micros() as u64,
         ok = out.is_ok(),
         "delegate step"
     );
     out
 }
 
-/// ADD: runs the conf, or the conflist's plugins in order, each with the previous result.
-/// Returns the final result and the time spent in delegates.
-pub fn add(att: &Attachment, inv: &Invocation) -> Result<(CniResult, Duration), StepError> {
+/// The first plugin of an attachment's chain, started for ADD before the attachment's record is
+/// durable: its process start (milliseconds for a Go plugin) overlaps the journal's fsync, and
+/// it acts only once [`add`] gives it its configuration, after the record is durable (a CNI
+/// plugin reads its configuration before it does anything; see
+/// [`plexus_delegates::cni::exec::Started`]). Dropped unused, the plugin is ended.
+#[derive(Debug)]
+pub struct Prestarted {
+    started: Started,
+}
+
+/// Starts the first plugin of `att`'s chain for ADD when it is executed (not built in). `None`
+/// for a built-in, and when it cannot be started now: [`add`] then starts it as usual and
+/// reports what fails.
+pub fn prestart(att: &Attachment, inv: &Invocation) -> Option<Prestarted> {
+    let first = *att.delegate.plugins().first()?;
+    let ty = plugin_type(first);
+    if is_builtin(ty) {
+        return None;
+    }
+    let req = plugin_request(Command::Add, att, inv, Vec::new()).ok()?;
+    match start_plugin(ty, &req, DEFAULT_TIMEOUT) {
+        Ok(started) => Some(Prestarted { started }),
+        Err(e) => {
+            tracing::debug!(network = %att.network, delegate = ty, "not started early: {e}");
+            None
+        }
+    }
+}
+
+/// ADD: runs the conf, or the conflist's plugins in order, each with the previous result;
+/// `prestarted` is the first plugin already started ([`prestart`]). Returns the final result and
+/// the time spent in delegates.
+pub fn add(
+    att: &Attachment,
+    inv: &Invocation,
+    prestarted: Option<Prestarted>,
+) -> Result<(CniResult, Duration), StepError> {
     let started = Instant::now();
     let version =
         delegate_version(att).map_err(|e| StepError::new(att.delegate.first_type(), e))?;
+    let mut prestarted = prestarted.map(|p| p.started);
     let mut prev: Option<CniResult> = None;
     for (i, plugin) in att.delegate.plugins().into_iter().enumerate() {
         let ty = plugin_type(plugin);
         let stdin = plugin_stdin(att, i, &inv.runtime_config, prev.as_ref(), version)
             .map_err(|e| StepError::new(ty, e))?;
-        let result = run_plugin(Command::Add, ty, att, inv, stdin)
+        let result = run_plugin(Command::Add, ty, att, inv, stdin, prestarted.take())
             .map_err(|e| StepError::new(ty, e))?
             .ok_or_else(|| {
                 StepError::new(ty, CniError::internal("ADD returned no result".to_owned()))
@@ -212,7 +260,7 @@ pub fn del(att: &Attachment, inv: &Invocation, result: Option<&CniResult>) -> Ve
     for (i, plugin) in plugins.iter().enumerate().rev() {
         let ty = plugin_type(plugin);
         let out = plugin_stdin(att, i, &inv.runtime_config, prev, version)
-            .and_then(|stdin| run_plugin(Command::Del, ty, att, inv, stdin));
+            .and_then(|stdin| run_plugin(Command::Del, ty, att, inv, stdin, None));
         if let Err(e) = out {
             errors.push(StepError::new(ty, e));
         }
@@ -227,7 +275,7 @@ pub fn check(att: &Attachment, inv: &Invocation, result: &CniResult) -> Result<(
     for (i, plugin) in att.delegate.plugins().into_iter().enumerate() {
         let ty = plugin_type(plugin);
         plugin_stdin(att, i, &inv.runtime_config, Some(result), version)
-            .and_then(|stdin| run_plugin(Command::Check, ty, att, inv, stdin))
+            .and_then(|stdin| run_plugin(Command::Check, ty, att, inv, stdin, None))
             .map_err(|e| StepError::new(ty, e))?;
     }
     Ok(())
@@ -259,7 +307,7 @@ pub fn status_or_gc(
             }
             let bytes = serde_json::to_vec(&Value::Object(v))
                 .map_err(|e| CniError::internal(format!("encoding stdin: {e}")))?;
-            run_plugin(verb, ty, att, inv, bytes).map(|_| ())
+            run_plugin(verb, ty, att, inv, bytes, None).map(|_| ())
         };
         run().map_err(|e| StepError::new(ty, e))?;
     }

@@ -267,25 +267,7 @@ fn exec_with_env(
     timeout: Duration,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<Option<CniResult>, CniError> {
-    let run = run(plugin_type, req, stdin, timeout, base_env)?;
-    if !run.status.success() {
-        return Err(run.failure(plugin_type, req.command));
-    }
-    match req.command {
-        Command::Add => CniResult::from_bytes(&run.stdout).map(Some).map_err(|e| {
-            CniError::new(
-                ErrorCode::Delegate,
-                format!(
-                    "plugin {plugin_type:?} returned an unreadable ADD result: {}",
-                    e.msg
-                ),
-            )
-            .with_details(run.details())
-        }),
-        Command::Del | Command::Check | Command::Status | Command::Gc | Command::Version => {
-            Ok(None)
-        }
-    }
+    start_with_env(plugin_type, req, timeout, base_env)?.finish(stdin)
 }
 
 /// Find, spawn, feed and wait for the plugin; any exit status is returned to the caller.
@@ -296,6 +278,43 @@ fn run(
     timeout: Duration,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<Finished, CniError> {
+    start_with_env(plugin_type, req, timeout, base_env)?.talk(stdin)
+}
+
+/// A plugin process that runs but has not been given its configuration yet.
+///
+/// A CNI plugin reads its configuration from stdin before it acts (the reference plugins' skel
+/// reads it first thing, and without it a plugin knows neither its network nor its IPAM), so
+/// nothing happens until [`Started::finish`] writes it. A caller can so overlap the plugin's
+/// process start (a Go runtime's is milliseconds) with work that must be done before the plugin
+/// acts. Dropped unfinished, the plugin reads end-of-file and is killed and reaped.
+#[derive(Debug)]
+pub struct Started {
+    /// `Some` until finished or dropped.
+    child: Option<Child>,
+    binary: PathBuf,
+    plugin_type: String,
+    command: Command,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// Starts `plugin_type` for `req` (environment as [`exec_plugin`] sets it), without its
+/// configuration yet; `timeout` counts from now.
+pub fn start_plugin(
+    plugin_type: &str,
+    req: &Request,
+    timeout: Duration,
+) -> Result<Started, CniError> {
+    start_with_env(plugin_type, req, timeout, std::env::vars_os().collect())
+}
+
+fn start_with_env(
+    plugin_type: &str,
+    req: &Request,
+    timeout: Duration,
+    base_env: Vec<(OsString, OsString)>,
+) -> Result<Started, CniError> {
     let deadline = Instant::now() + timeout;
     let binary = find_plugin(plugin_type, &req.path)?;
     let verb = req.command.as_str();
@@ -326,61 +345,124 @@ fn run(
     tracing::debug!(plugin = plugin_type, binary = %binary.display(), command = verb, "executing plugin");
 
     let spawning = Instant::now();
-    let mut child = spawn(&mut cmd, &binary, plugin_type, deadline)?;
+    let child = spawn(&mut cmd, &binary, plugin_type, deadline)?;
     tracing::debug!(
         plugin = plugin_type,
         pid = child.id(),
         spawn_us = spawning.elapsed().as_micros() as u64,
         "plugin started"
     );
-    let ended = talk::talk(&mut child, stdin, plugin_type, deadline);
-    let (status, stdout, stderr_head) = match ended {
-        Ok(Ended::Finished {
+    Ok(Started {
+        child: Some(child),
+        binary,
+        plugin_type: plugin_type.to_owned(),
+        command: req.command,
+        deadline,
+        timeout,
+    })
+}
+
+impl Started {
+    /// Gives the plugin its configuration and waits for it: ADD's result, or the error, as
+    /// [`exec_plugin`] returns them.
+    pub fn finish(mut self, stdin: &[u8]) -> Result<Option<CniResult>, CniError> {
+        let run = self.talk(stdin)?;
+        let plugin_type = self.plugin_type.as_str();
+        if !run.status.success() {
+            return Err(run.failure(plugin_type, self.command));
+        }
+        match self.command {
+            Command::Add => CniResult::from_bytes(&run.stdout).map(Some).map_err(|e| {
+                CniError::new(
+                    ErrorCode::Delegate,
+                    format!(
+                        "plugin {plugin_type:?} returned an unreadable ADD result: {}",
+                        e.msg
+                    ),
+                )
+                .with_details(run.details())
+            }),
+            Command::Del | Command::Check | Command::Status | Command::Gc | Command::Version => {
+                Ok(None)
+            }
+        }
+    }
+
+    /// Feeds stdin, reads the output and reaps the plugin (killing it at the deadline); any
+    /// exit status is returned to the caller.
+    fn talk(&mut self, stdin: &[u8]) -> Result<Finished, CniError> {
+        let (plugin_type, verb, timeout) = (
+            self.plugin_type.as_str(),
+            self.command.as_str(),
+            self.timeout,
+        );
+        let binary = self.binary.clone();
+        let Some(mut child) = self.child.take() else {
+            return Err(CniError::internal(format!(
+                "plugin {plugin_type:?} was already waited for"
+            )));
+        };
+        let ended = talk::talk(&mut child, stdin, plugin_type, self.deadline);
+        let (status, stdout, stderr_head) = match ended {
+            Ok(Ended::Finished {
+                status,
+                stdout,
+                stderr_head,
+            }) => (status, stdout, stderr_head),
+            Ok(Ended::Running) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CniError::new(
+                    ErrorCode::Delegate,
+                    format!(
+                        "plugin {plugin_type:?} ({}) did not finish {verb} within the {}s timeout; killed it",
+                        binary.display(),
+                        timeout.as_secs_f64()
+                    ),
+                ));
+            }
+            Ok(Ended::StdoutHeld { status }) => {
+                return Err(CniError::new(
+                    ErrorCode::Delegate,
+                    format!(
+                        "plugin {plugin_type:?} ({}) exited ({status}) but its stdout stayed open past \
+                         the {}s timeout (a process it started keeps it)",
+                        binary.display(),
+                        timeout.as_secs_f64()
+                    ),
+                ));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CniError::new(
+                    ErrorCode::Delegate,
+                    format!(
+                        "talking to plugin {plugin_type:?} ({}) failed: {e}",
+                        binary.display()
+                    ),
+                ));
+            }
+        };
+        Ok(Finished {
+            binary,
             status,
             stdout,
             stderr_head,
-        }) => (status, stdout, stderr_head),
-        Ok(Ended::Running) => {
+        })
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // End-of-file on stdin before any configuration: the plugin gives up without acting.
+            drop(child.stdin.take());
             let _ = child.kill();
             let _ = child.wait();
-            return Err(CniError::new(
-                ErrorCode::Delegate,
-                format!(
-                    "plugin {plugin_type:?} ({}) did not finish {verb} within the {}s timeout; killed it",
-                    binary.display(),
-                    timeout.as_secs_f64()
-                ),
-            ));
+            tracing::debug!(plugin = %self.plugin_type, "started plugin abandoned before its configuration");
         }
-        Ok(Ended::StdoutHeld { status }) => {
-            return Err(CniError::new(
-                ErrorCode::Delegate,
-                format!(
-                    "plugin {plugin_type:?} ({}) exited ({status}) but its stdout stayed open past \
-                     the {}s timeout (a process it started keeps it)",
-                    binary.display(),
-                    timeout.as_secs_f64()
-                ),
-            ));
-        }
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(CniError::new(
-                ErrorCode::Delegate,
-                format!(
-                    "talking to plugin {plugin_type:?} ({}) failed: {e}",
-                    binary.display()
-                ),
-            ));
-        }
-    };
-    Ok(Finished {
-        binary,
-        status,
-        stdout,
-        stderr_head,
-    })
+    }
 }
 
 fn spawn(
@@ -653,6 +735,48 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24","gateway":"10.1.2.1"
         );
         // Only the head of stderr is kept for the details.
         assert_eq!(run.stderr_head, vec![b'e'; DETAIL_LIMIT]);
+    }
+
+    #[test]
+    fn a_started_plugin_acts_only_once_given_its_configuration() {
+        let bin = tempfile::tempdir().unwrap();
+        let acted = bin.path().join("acted");
+        let pid_file = bin.path().join("pid");
+        // Like any CNI plugin: reads its configuration first, then acts.
+        script(
+            bin.path(),
+            "reads-first",
+            &format!(
+                "echo $$ > {pid}\nconfig=$(cat)\n[ -n \"$config\" ] || exit 1\ntouch {acted}\n\
+                 echo '{{\"cniVersion\":\"1.0.0\"}}'",
+                pid = pid_file.display(),
+                acted = acted.display()
+            ),
+        );
+        let req = request(Command::Add, &[bin.path()], None);
+
+        // Started, then finished: the same result exec_plugin gives.
+        let started = start_plugin("reads-first", &req, DEFAULT_TIMEOUT).unwrap();
+        let result = started.finish(br#"{"cniVersion":"1.0.0"}"#).unwrap();
+        assert!(result.is_some());
+        assert!(acted.exists());
+        std::fs::remove_file(&acted).unwrap();
+        std::fs::remove_file(&pid_file).unwrap();
+
+        // Started, then abandoned: it never acted, and nothing is left running.
+        let started = start_plugin("reads-first", &req, DEFAULT_TIMEOUT).unwrap();
+        let waited = Instant::now();
+        while !pid_file.exists() && waited.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid: u32 = fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        drop(started);
+        assert_eq!(proc_state(pid), None, "plugin {pid} is left behind");
+        assert!(!acted.exists(), "an abandoned plugin acted");
     }
 
     /// The state letter of `/proc/<pid>/stat` (`Z` for a zombie), `None` when the pid is gone.
