@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use plexus_delegates::cni::exec::Started;
 use plexus_delegates::cni::{CniError, CniVersion};
 
 use crate::devinfo::DeviceInfoDir;
@@ -21,7 +22,7 @@ pub(super) struct Step {
     pub record: Record,
     pub version: CniVersion,
     /// Its first plugin, already started while the record was written ([`exec::prestart`]).
-    pub prestarted: Option<exec::Prestarted>,
+    pub prestarted: Option<Started>,
 }
 
 /// How one step ended.

@@ -185,20 +185,13 @@ fn run_plugin(
     out
 }
 
-/// The first plugin of an attachment's chain, started for ADD before the attachment's record is
-/// durable: its process start (milliseconds for a Go plugin) overlaps the journal's fsync, and
-/// it acts only once [`add`] gives it its configuration, after the record is durable (a CNI
-/// plugin reads its configuration before it does anything; see
-/// [`plexus_delegates::cni::exec::Started`]). Dropped unused, the plugin is ended.
-#[derive(Debug)]
-pub struct Prestarted {
-    started: Started,
-}
-
-/// Starts the first plugin of `att`'s chain for ADD when it is executed (not built in). `None`
-/// for a built-in, and when it cannot be started now: [`add`] then starts it as usual and
-/// reports what fails.
-pub fn prestart(att: &Attachment, inv: &Invocation) -> Option<Prestarted> {
+/// Starts the first plugin of `att`'s chain for ADD when it is executed (not built in), before
+/// the attachment's record is durable: its process start (milliseconds for a Go plugin)
+/// overlaps the journal's fsync, and it acts only once [`add`] gives it its configuration,
+/// after the record is durable (a CNI plugin reads its configuration before it does anything;
+/// see [`Started`]; dropped unused, the plugin is ended). `None` for a built-in, and when it
+/// cannot be started now: [`add`] then starts it as usual and reports what fails.
+pub fn prestart(att: &Attachment, inv: &Invocation) -> Option<Started> {
     let first = *att.delegate.plugins().first()?;
     let ty = plugin_type(first);
     if is_builtin(ty) {
@@ -206,7 +199,7 @@ pub fn prestart(att: &Attachment, inv: &Invocation) -> Option<Prestarted> {
     }
     let req = plugin_request(Command::Add, att, inv, Vec::new()).ok()?;
     match start_plugin(ty, &req, DEFAULT_TIMEOUT) {
-        Ok(started) => Some(Prestarted { started }),
+        Ok(started) => Some(started),
         Err(e) => {
             tracing::debug!(network = %att.network, delegate = ty, "not started early: {e}");
             None
@@ -220,12 +213,12 @@ pub fn prestart(att: &Attachment, inv: &Invocation) -> Option<Prestarted> {
 pub fn add(
     att: &Attachment,
     inv: &Invocation,
-    prestarted: Option<Prestarted>,
+    prestarted: Option<Started>,
 ) -> Result<(CniResult, Duration), StepError> {
     let started = Instant::now();
     let version =
         delegate_version(att).map_err(|e| StepError::new(att.delegate.first_type(), e))?;
-    let mut prestarted = prestarted.map(|p| p.started);
+    let mut prestarted = prestarted;
     let mut prev: Option<CniResult> = None;
     for (i, plugin) in att.delegate.plugins().into_iter().enumerate() {
         let ty = plugin_type(plugin);
