@@ -114,6 +114,7 @@ async fn calico_capabilities_are_united_and_its_kubeconfig_is_not_a_config() {
     config.plugin.log_level = Some("debug".into());
     config.plugin.log_file = Some("/var/log/plexus.log".into());
     config.plugin.namespace_isolation = Some(true);
+    config.plugin.overlap_cluster_network = Some(false);
     config.plugin.global_namespaces = Some("default,shared".into());
     config.plugin.readiness_indicator_file = Some("/etc/cni/net.d/10-calico.conflist".into());
     let mut installer = Installer::new(config);
@@ -133,6 +134,7 @@ async fn calico_capabilities_are_united_and_its_kubeconfig_is_not_a_config() {
     assert_eq!(plugin["logLevel"], "debug");
     assert_eq!(plugin["logFile"], "/var/log/plexus.log");
     assert_eq!(plugin["namespaceIsolation"], true);
+    assert_eq!(plugin["overlapClusterNetwork"], false);
     assert_eq!(plugin["globalNamespaces"], "default,shared");
     assert_eq!(
         plugin["readinessindicatorfile"],
@@ -140,6 +142,7 @@ async fn calico_capabilities_are_united_and_its_kubeconfig_is_not_a_config() {
     );
     let config = as_plugin_sees_it(&conflist);
     assert!(config.policy.namespace_isolation);
+    assert!(!config.overlap_cluster_network);
     assert_eq!(config.policy.global_namespaces, vec!["default", "shared"]);
     let net = resolve_on(&node, &config).await;
     assert_eq!(net.config().name(), Some("k8s-pod-network"));

@@ -104,6 +104,11 @@ pub struct InstallArgs {
     #[arg(long, env = "PLEXUS_NAMESPACE_ISOLATION", num_args = 0..=1, default_missing_value = "true")]
     pub namespace_isolation: Option<bool>,
 
+    /// overlapClusterNetwork: make the built-in attachments while the cluster network's plugin
+    /// runs [plugin default: true].
+    #[arg(long, env = "PLEXUS_OVERLAP_CLUSTER_NETWORK", num_args = 0..=1, default_missing_value = "true")]
+    pub overlap_cluster_network: Option<bool>,
+
     /// globalNamespaces, comma-separated [plugin default: default].
     #[arg(long, env = "PLEXUS_GLOBAL_NAMESPACES")]
     pub global_namespaces: Option<String>,
@@ -238,6 +243,7 @@ impl InstallArgs {
             log_level: self.plugin_log_level,
             log_to_stderr: self.plugin_log_to_stderr,
             namespace_isolation: self.namespace_isolation,
+            overlap_cluster_network: self.overlap_cluster_network,
             global_namespaces: self.global_namespaces,
             multus_namespace: self.multus_namespace,
             readiness_indicator_file: node_path_opt(
@@ -328,6 +334,7 @@ mod tests {
         assert!(!c.leave_config_on_exit);
         assert_eq!(c.plugin.cni_dir, PathBuf::from(DEFAULT_CNI_DIR));
         assert_eq!(c.plugin.namespace_isolation, None);
+        assert_eq!(c.plugin.overlap_cluster_network, None);
     }
 
     #[test]
@@ -347,6 +354,8 @@ mod tests {
         assert_eq!(c.binaries, vec!["plexus", "plexus-sriov"]);
         let c = parse(&["--leave-config-on-exit", "false"]).unwrap();
         assert!(!c.leave_config_on_exit);
+        let c = parse(&["--overlap-cluster-network", "false"]).unwrap();
+        assert_eq!(c.plugin.overlap_cluster_network, Some(false));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct PluginSettings {
     pub log_level: Option<String>,
     pub log_to_stderr: Option<bool>,
     pub namespace_isolation: Option<bool>,
+    /// `overlapClusterNetwork`.
+    pub overlap_cluster_network: Option<bool>,
     /// `globalNamespaces`, Multus's comma-separated form.
     pub global_namespaces: Option<String>,
     pub multus_namespace: Option<String>,
@@ -79,6 +81,9 @@ impl PluginSettings {
         }
         if let Some(g) = &self.global_namespaces {
             p.insert("globalNamespaces".into(), json!(g));
+        }
+        if let Some(b) = self.overlap_cluster_network {
+            p.insert("overlapClusterNetwork".into(), json!(b));
         }
         if let Some(f) = &self.readiness_indicator_file {
             p.insert("readinessindicatorfile".into(), path_str(f));

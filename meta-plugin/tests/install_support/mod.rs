@@ -240,6 +240,7 @@ impl FakeNode {
                 log_level: None,
                 log_to_stderr: None,
                 namespace_isolation: None,
+                overlap_cluster_network: None,
                 global_namespaces: None,
                 multus_namespace: None,
                 readiness_indicator_file: None,
