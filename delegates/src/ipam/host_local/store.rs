@@ -16,6 +16,8 @@ use crate::ipam::error::IpamError;
 
 const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
 const LOCK_FILE: &str = "lock";
+/// The prefix of a lease being written (see `Locked::reserve`); never a lease name.
+const TEMP_PREFIX: &str = ".lease-";
 /// The reference plugin separates container id and ifname with CRLF and writes no trailing
 /// newline.
 const LINE_BREAK: &str = "\r\n";
@@ -131,8 +133,14 @@ impl Locked<'_> {
         self.store.dir.join(name)
     }
 
-    /// Create the lease file for `ip` (O_EXCL). `Ok(false)` when someone already holds it.
+    /// Create the lease file for `ip`. `Ok(false)` when someone already holds it.
     /// Records `ip` as the last reserved address of range set `set_idx`.
+    ///
+    /// The lease appears under its name with its content or not at all: the content goes to a
+    /// temp file that is then hard-linked to the lease's name (which, like `O_EXCL`, fails when
+    /// the name is taken). Creating the lease and then writing it, as the reference plugin
+    /// does, leaves an empty lease when the process is killed in between: no DEL can match it
+    /// to its owner, so the address leaks.
     pub fn reserve(
         &self,
         ip: IpAddr,
@@ -141,21 +149,11 @@ impl Locked<'_> {
         set_idx: usize,
     ) -> Result<bool, IpamError> {
         let path = self.path(&ip.to_string());
-        let mut file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => {
-                return Err(IpamError::io(
-                    format!("cannot create lease {}", path.display()),
-                    e,
-                ));
-            }
-        };
+        // Under the lock nobody else creates leases: a taken address costs no write.
+        if fs::symlink_metadata(&path).is_ok() {
+            return Ok(false);
+        }
+        let tmp = self.path(&format!("{TEMP_PREFIX}{ip}"));
         let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
         // Durability (the reference host-local syncs nothing; only a power loss is at stake,
         // a SIGKILL leaves the page cache): the lease's content is flushed, its directory entry
@@ -163,16 +161,35 @@ impl Locked<'_> {
         // only frees an address nobody uses any more. But a name that survives without its
         // content (a new file's data is written back later than its name on most filesystems)
         // would be a lease without an owner: no DEL ever releases it, so the address would
-        // leak. Flushing the data before returning rules that out.
-        if let Err(e) = file
-            .write_all(content.as_bytes())
-            .and_then(|()| file.sync_data())
-        {
-            let _ = fs::remove_file(&path);
+        // leak. Flushing the data before linking rules that out.
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(content.as_bytes())?;
+                f.sync_data()
+            });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
             return Err(IpamError::io(
                 format!("cannot write lease {}", path.display()),
                 e,
             ));
+        }
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => {
+                return Err(IpamError::io(
+                    format!("cannot create lease {}", path.display()),
+                    e,
+                ));
+            }
         }
         self.write_last_reserved(set_idx, ip)?;
         Ok(true)
@@ -239,6 +256,23 @@ impl Locked<'_> {
             .collect())
     }
 
+    /// Removes the temp files of lease writers that were killed before linking them (under the
+    /// lock nobody is writing one). Best effort: a temp file is never taken for a lease.
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.store.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Remove one lease file; a missing file is not an error.
     pub fn release(&self, ip: IpAddr) -> Result<(), IpamError> {
         let path = self.path(&ip.to_string());
@@ -260,6 +294,7 @@ impl Locked<'_> {
         ifname: &str,
     ) -> Result<Vec<IpAddr>, IpamError> {
         let id = container_id.trim();
+        self.remove_stale_temps();
         let leases = self.leases()?;
         let mut mine: Vec<IpAddr> = leases
             .iter()

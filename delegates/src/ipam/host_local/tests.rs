@@ -825,3 +825,32 @@ fn side_by_side_with_the_reference_plugin() {
     let r = reference("ADD", "next-ref", &c).unwrap();
     assert_eq!(r["ips"][0]["address"], "10.8.0.13/28");
 }
+
+/// A lease appears with its owner or not at all: what a writer killed mid-way leaves is a temp
+/// file, never an empty lease (which no DEL could match to its owner), and the next DEL of the
+/// network removes it.
+#[test]
+fn a_lease_is_never_seen_without_its_owner_and_a_killed_writers_temp_goes_with_the_next_del() {
+    let d = tempfile::tempdir().unwrap();
+    let config = network(
+        d.path(),
+        json!({"type": "host-local", "subnet": "10.9.0.0/29"}),
+    );
+    let first = add(&config, "ctr1").unwrap();
+    // What a writer killed before linking its temp file leaves beside the leases.
+    fs::write(net_dir(d.path()).join(".lease-10.9.0.5"), "ctr9\r\neth0").unwrap();
+    let second = add(&config, "ctr2").unwrap();
+    assert_ne!(first, second);
+    for lease in leases(d.path()) {
+        let owner = fs::read_to_string(net_dir(d.path()).join(&lease)).unwrap();
+        assert!(owner.starts_with("ctr"), "{lease}: {owner:?}");
+    }
+    // The temp file is not counted as a lease.
+    assert_eq!(leases(d.path()).len(), 2);
+    del(&config, "ctr1", "eth0").unwrap();
+    assert!(
+        !net_dir(d.path()).join(".lease-10.9.0.5").exists(),
+        "the stale temp file is left"
+    );
+    assert_eq!(leases(d.path()).len(), 1);
+}
