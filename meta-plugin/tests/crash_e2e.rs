@@ -263,16 +263,7 @@ fn add_after_an_interrupted_add_undoes_its_leftovers_first() {
         assert_eq!(env.leases().len(), 3, "{step}: {:?}", env.leases());
         assert_eq!(
             env.journal_files(&cid),
-            vec![
-                "0-eth0.json",
-                "1-net1.json",
-                "2-net2.json",
-                "added-0-eth0.json",
-                "added-1-net1.json",
-                "added-2-net2.json",
-                "committed",
-                "lock"
-            ],
+            local_env::COMPLETED_JOURNAL,
             "{step}"
         );
         assert!(

@@ -89,26 +89,8 @@ fn add_del_bridge_plus_two_macvlan_nads() {
     }
 
     // The journal: one record per attachment, all added, with the delegate config and result.
-    let jdir = env.p("cni").join(cid);
-    let mut files: Vec<String> = std::fs::read_dir(&jdir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    assert_eq!(
-        files,
-        vec![
-            "0-eth0.json",
-            "1-net1.json",
-            "2-net2.json",
-            "added-0-eth0.json",
-            "added-1-net1.json",
-            "added-2-net2.json",
-            "committed",
-            "lock"
-        ]
-    );
+    let jdir = env.journal_dir(cid);
+    assert_eq!(env.journal_files(cid), local_env::COMPLETED_JOURNAL);
     // The pending record (written before the delegate) and the added one (after it).
     let read = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(jdir.join(name)).unwrap()).unwrap()

@@ -19,6 +19,19 @@ use crate::pod_state;
 
 /// The reference CNI plugins (Debian's containernetworking-plugins).
 pub const REF_BIN: &str = "/usr/lib/cni";
+/// The journal of a completed ADD of eth0, net1 and net2: a pending and an added record each,
+/// the completion mark and the lock.
+pub const COMPLETED_JOURNAL: [&str; 8] = [
+    "0-eth0.json",
+    "1-net1.json",
+    "2-net2.json",
+    "added-0-eth0.json",
+    "added-1-net1.json",
+    "added-2-net2.json",
+    "committed",
+    "lock",
+];
+
 /// The pod the runtime names in CNI_ARGS.
 pub const POD: &str = "pod1";
 
@@ -203,15 +216,7 @@ impl Env {
 
     /// The file names in a container's journal directory, sorted.
     pub fn journal_files(&self, cid: &str) -> Vec<String> {
-        let mut files: Vec<String> = std::fs::read_dir(self.journal_dir(cid))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
+        sorted_names(&self.journal_dir(cid))
     }
 
     /// The local-mode network-status file of the pod.
@@ -231,15 +236,7 @@ impl Env {
 
     /// The file names in a container's orphan directory, sorted.
     pub fn orphan_files(&self, cid: &str) -> Vec<String> {
-        let mut files: Vec<String> = std::fs::read_dir(self.orphan_dir(cid))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
+        sorted_names(&self.orphan_dir(cid))
     }
 
     pub fn log(&self) -> String {
@@ -293,4 +290,17 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// The file names in `dir`, sorted (none when it does not exist).
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
